@@ -1,0 +1,131 @@
+"""`cart-agent`: the daemon and the maintenance commands (contract section 1).
+
+Exit codes: 0 success, 1 operational failure (device, broker or disk), 2 bad usage or input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from agent import __version__
+from agent.config import AgentConfig, ConfigError, check_data_dir, config_path, load
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def _config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--config", help="config file (default $CART_AGENT_CONFIG or "
+                   "/etc/cart-agent/agent.toml)")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="cart-agent", description="Offline-first daemon of a roadside service cart")
+    p.add_argument("--version", action="version", version=f"cart-agent {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name, text in (("run", "run the daemon in the foreground"),
+                       ("check-config", "validate the config file"),
+                       ("print-test", "print a test receipt")):
+        _config_arg(sub.add_parser(name, help=text))
+    st = sub.add_parser("status", help="queue, sync, config versions, devices, compartments")
+    _config_arg(st)
+    st.add_argument("--json", action="store_true")
+    scan = sub.add_parser("scan-test", help="print each scan as it is read")
+    _config_arg(scan)
+    scan.add_argument("--count", type=int, default=0, help="stop after N scans (0: until ^C)")
+    locker = sub.add_parser("locker", help="compartment doors and locks")
+    lsub = locker.add_subparsers(dest="locker_command", required=True, parser_class=_Parser)
+    ls = lsub.add_parser("status", help="door and lock state from the boards")
+    _config_arg(ls)
+    ls.add_argument("id", nargs="?")
+    lo = lsub.add_parser("open", help="open one compartment (recorded as locker.open)")
+    _config_arg(lo)
+    lo.add_argument("id")
+    lo.add_argument("--reason", default="maintenance")
+    return p
+
+
+def _load(path: str | None) -> AgentConfig:
+    return load(config_path(path))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "check-config":
+            return check_config(args.config)
+        cfg = _load(args.config)
+        problems = check_data_dir(cfg)
+        if problems:
+            for line in problems:
+                print(line, file=sys.stderr)
+            return EXIT_USAGE
+        if args.command == "run":
+            from agent.run import run_daemon
+
+            return run_daemon(cfg, config_path(args.config))
+        from agent import maintenance
+
+        if args.command == "status":
+            return maintenance.status(cfg, args.json)
+        if args.command == "locker":
+            if args.locker_command == "status":
+                return maintenance.locker_status(cfg, args.id)
+            return maintenance.locker_open(cfg, args.id, args.reason)
+        if args.command == "print-test":
+            return maintenance.print_test(cfg)
+        if args.command == "scan-test":
+            if args.count < 0:
+                print("cart-agent: --count must be 0 or more", file=sys.stderr)
+                return EXIT_USAGE
+            return maintenance.scan_test(cfg, args.count)
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(line, file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_OK
+    return EXIT_USAGE
+
+
+def check_config(path: str | None) -> int:
+    cfg = _load(path)
+    problems = check_data_dir(cfg)
+    if problems:
+        for line in problems:
+            print(line, file=sys.stderr)
+        return EXIT_USAGE
+    sizes = {s: sum(1 for c in cfg.locker.compartments if c.size == s) for s in "SML"}
+    summary = {
+        "cart_id": cfg.cart_id,
+        "data_dir": cfg.data_dir,
+        "mqtt": f"{cfg.mqtt.host}:{cfg.mqtt.port} prefix {cfg.mqtt.topic_prefix}"
+                f"{' tls' if cfg.mqtt.tls else ''}" if cfg.mqtt.enabled else "disabled",
+        "scanner": f"{cfg.scanner.kind} {cfg.scanner.port if cfg.scanner.kind == 'serial' else ''}",
+        "printer": f"{cfg.printer.kind}",
+        "locker": f"{cfg.locker.protocol} on {cfg.locker.port}, "
+                  f"{len(cfg.locker.compartments)} compartments "
+                  f"(S {sizes['S']}, M {sizes['M']}, L {sizes['L']})",
+        "token keys": ", ".join(cfg.security.token_keys) or "NONE (no token will verify)",
+        "fleet keys": ", ".join(cfg.security.fleet_keys) or "none (control unsigned)",
+        "ticket services": ", ".join(cfg.ticket_services),
+    }
+    print("config OK")
+    for key, value in summary.items():
+        print(f"  {key:16} {value}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+

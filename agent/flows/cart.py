@@ -1,0 +1,126 @@
+"""The flow thread: the one place where scans, door events and attendant actions are decided.
+
+Everything that changes what the cart holds goes through one queue and one thread, so the
+flows need no locks of their own and their order is the order things happened.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from agent.devices.lockboard.locker import DoorEvent
+from agent.flows import intents
+from agent.flows.context import CartContext
+from agent.flows.doors import DoorWatch
+from agent.flows.feedback import Feedback
+from agent.flows.scan import ScanFlow
+from agent.health import Health
+from agent.store import StoreError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ScanInput:
+    text: str | None
+    error: str | None = None
+    mono: float = 0.0
+
+
+@dataclass
+class _Call:
+    fn: Callable[[], Any]
+    future: Future[Any]
+
+
+class Cart:
+    """agent.supervisor.Service running the flows; other threads talk to it through `submit`."""
+
+    name = "flows"
+
+    def __init__(self, ctx: CartContext, max_queue: int = 256) -> None:
+        self.ctx = ctx
+        self.health = Health("flows")
+        self.scans = ScanFlow(ctx)
+        self.doors = DoorWatch(ctx)
+        self._queue: queue.Queue[object] = queue.Queue(max_queue)
+        self.on_handled: Callable[[ScanInput, Feedback], None] | None = None
+        self._reconciled = False
+
+    # --- inputs, from any thread ------------------------------------------------------
+
+    def scan(self, text: str | None, error: str | None = None, mono: float = 0.0) -> None:
+        try:
+            self._queue.put_nowait(ScanInput(text, error, mono))
+        except queue.Full:
+            log.error("flow queue full: scan dropped")
+            self.ctx.tell("refused", "服务车忙，请稍后再试", "The cart is busy; please try again",
+                          "busy")
+
+    def door(self, event: DoorEvent) -> None:
+        self._queue.put(event)
+
+    def submit(self, fn: Callable[[], T], timeout_s: float = 10.0) -> T:
+        """Run `fn` on the flow thread and return its result (or raise its exception)."""
+        call = _Call(fn, Future())
+        self._queue.put(call, timeout=timeout_s)
+        return call.future.result(timeout_s)
+
+    # --- the thread --------------------------------------------------------------------
+
+    def reconcile(self) -> None:
+        """After a restart: intents never confirmed are interrupted, never replayed."""
+        with self.ctx.store.write() as w:
+            for intent in intents.active(self.ctx.store):
+                if intent.state == "pending":
+                    intents.set_state(w, intent.id, "interrupted")
+                    w.append("locker.open_interrupted", {
+                        "compartment": intent.compartment, "purpose": intent.purpose,
+                        "tx_id": intent.tx_id, "label": intent.label})
+                    log.warning("open of %s for %s was interrupted by a restart; not replayed",
+                                intent.compartment, intent.purpose)
+        self._reconciled = True
+
+    def run(self, stop: threading.Event) -> None:
+        if not self._reconciled:
+            self.reconcile()
+        self.health.set_ok()
+        while not stop.is_set():
+            try:
+                item = self._queue.get(timeout=0.25)
+            except queue.Empty:
+                self.scans.deposit.tick()
+                continue
+            self._handle(item)
+            self.scans.deposit.tick()
+
+    def _handle(self, item: object) -> None:
+        try:
+            if isinstance(item, ScanInput):
+                feedback = self.scans.handle_text(item.text, item.error)
+                if self.on_handled is not None:
+                    self.on_handled(item, feedback)
+            elif isinstance(item, DoorEvent):
+                self.doors.handle(item)
+            elif isinstance(item, _Call):
+                try:
+                    item.future.set_result(item.fn())
+                except Exception as exc:
+                    item.future.set_exception(exc)
+        except StoreError as exc:
+            # The disk is full or failing: say so and keep serving; nothing committed is lost.
+            self.health.set_error(str(exc))
+            log.error("flow could not record: %s", exc)
+            self.ctx.tell("refused", "存储空间已满，暂停服务，请联系工作人员",
+                          "Storage is full; service paused, please ask the attendant",
+                          "storage_full")
+        else:
+            if not self.health.ok:
+                self.health.set_ok()

@@ -1,0 +1,69 @@
+"""What every flow needs, built once by the daemon: config, store, devices, feedback."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from agent.config import AgentConfig
+from agent.devices.lockboard.bus import OpenResult
+from agent.devices.lockboard.frames import LockAddress, LockerUnavailable
+from agent.flows.compartments import Compartments
+from agent.flows.feedback import Feedback, FeedbackBus
+from agent.flows.refusals import ScanRefused
+from agent.flows.tokens import TokenVerifier
+from agent.jws import key_map
+from agent.store import Store, Writer
+from agent.store.transactions import rfc3339
+
+log = logging.getLogger("agent.flows")
+
+
+class Locker(Protocol):
+    def open(self, address: LockAddress, timeout_s: float = 5.0) -> OpenResult: ...
+    def door_states(self) -> dict[LockAddress, bool | None]: ...
+
+
+@dataclass
+class CartContext:
+    cfg: AgentConfig
+    store: Store
+    locker: Locker | None
+    feedback: FeedbackBus
+    clock: Callable[[], float] = time.time
+    compartments: Compartments = field(init=False)
+    verifier: TokenVerifier = field(init=False)
+    wake_printer: Callable[[], None] = lambda: None
+
+    def __post_init__(self) -> None:
+        self.compartments = Compartments(self.store)
+        sec = self.cfg.security
+        self.verifier = TokenVerifier(key_map(sec.token_keys), self.cfg.cart_id,
+                                      sec.clock_skew_s, sec.max_token_bytes, clock=self.clock)
+
+    def tell(self, kind: str, zh: str, en: str, reason: str | None = None,
+             **details: Any) -> Feedback:
+        event = self.feedback.publish(Feedback(kind=kind, zh=zh, en=en, reason=reason,
+                                               details=details, at=self.clock()))
+        log.info("feedback %s: %s / %s", kind, zh, en,
+                 extra={"fields": {"reason": reason, **{k: str(v) for k, v in details.items()}}})
+        return event
+
+    def refuse(self, refusal: ScanRefused, **details: Any) -> Feedback:
+        return self.tell("refused", refusal.zh, refusal.en, refusal.reason,
+                         detail=refusal.detail, **details, **refusal.facts)
+
+    def open_lock(self, board: int, lock: int) -> OpenResult:
+        if self.locker is None:
+            raise LockerUnavailable("no locker configured on this cart")
+        return self.locker.open(LockAddress(board, lock),
+                                timeout_s=self.cfg.locker.open_timeout_s * 3 + 1)
+
+    def queue_print(self, w: Writer, tx_id: str, kind: str) -> None:
+        if self.cfg.printer.kind == "none":
+            return
+        w.execute("INSERT INTO print_jobs(tx_id, kind, created_at, state, attempts) "
+                  "VALUES (?, ?, ?, 'queued', 0)", (tx_id, kind, rfc3339(self.clock())))

@@ -1,0 +1,167 @@
+"""A resident's scan: verify, decide, commit, then open or print, and answer.
+
+Every decision is taken on the flow thread, and each accepted token is checked for single use
+and recorded in one SQLite write transaction with its result, so two quick scans of the same
+token can never both pass.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent import jws
+from agent.flows import intents, tickets
+from agent.flows.context import CartContext, log
+from agent.flows.deposit import DepositMode
+from agent.flows.feedback import Feedback
+from agent.flows.opening import open_for
+from agent.flows.refusals import ScanRefused
+from agent.flows.tokens import Token, public_facts
+from agent.store import StoreFullError, Writer
+from agent.store.transactions import parse_rfc3339
+
+
+def _check_unused(ctx: CartContext, w: Writer, token: Token) -> None:
+    if w.execute("SELECT 1 FROM revoked_tokens WHERE jti = ?", (token.jti,)).fetchone() or (
+            token.jti in ctx.cfg.security.revoked_jtis):
+        raise ScanRefused("revoked", f"token {token.jti[:16]} was revoked")
+    row = w.execute("SELECT used_at FROM used_tokens WHERE jti = ?", (token.jti,)).fetchone()
+    if row:
+        raise ScanRefused("already_used", f"used at {row[0]}", used_at=row[0])
+
+
+def _use(w: Writer, token: Token, tx_id: str, at: str) -> None:
+    w.execute("INSERT INTO used_tokens(jti, used_at, tx_id, svc) VALUES (?, ?, ?, ?)",
+              (token.jti, at, tx_id, token.svc))
+
+
+class ScanFlow:
+    def __init__(self, ctx: CartContext) -> None:
+        self.ctx = ctx
+        self.deposit = DepositMode(ctx)
+
+    def handle_text(self, text: str | None, error: str | None = None) -> Feedback:
+        ctx = self.ctx
+        text = (text or "").strip()
+        try:
+            if error:
+                raise ScanRefused("unreadable", error)
+            if not text:
+                raise ScanRefused("unreadable", "empty scan")
+            if ctx.store.get_meta("out_of_service") == "1":
+                raise ScanRefused("cart_out_of_service", "the cart is out of service")
+            if len(text) > ctx.cfg.security.max_token_bytes:
+                raise ScanRefused("unreadable", f"scan of {len(text)} characters is too long")
+            if jws.looks_like_jws(text) or text.startswith("eyJ"):
+                token = ctx.verifier.verify(text)
+                return self._accept(token)
+            if self.deposit.active:
+                return self.deposit.label(text)
+            raise ScanRefused("not_a_label", "not a QR token and no courier is depositing")
+        except ScanRefused as refusal:
+            return self._refused(refusal, text)
+        except StoreFullError as exc:
+            log.error("scan refused, storage full: %s", exc)
+            return ctx.refuse(ScanRefused("storage_full", str(exc)))
+
+    def _refused(self, refusal: ScanRefused, text: str) -> Feedback:
+        ctx = self.ctx
+        data: dict[str, Any] = {"reason": refusal.reason, "detail": refusal.detail[:200],
+                                **public_facts(text)}
+        try:
+            ctx.store.record("scan.rejected", data)
+        except StoreFullError:
+            log.error("could not record a refused scan: storage full")
+        used_at = refusal.facts.get("used_at")
+        if isinstance(used_at, str):
+            when = _local(ctx, used_at)
+            return ctx.tell("refused", f"此二维码已于 {when} 使用",
+                            f"This code was already used on {when}", refusal.reason,
+                            used_at=used_at)
+        return ctx.refuse(refusal)
+
+    def _accept(self, token: Token) -> Feedback:
+        if token.svc == "courier":
+            return self.deposit.badge(token)
+        if token.svc == "parcel":
+            return self._parcel(token)
+        if token.svc == "meal":
+            return self._meal(token)
+        if token.svc == "ticket":
+            return self._ticket(token)
+        raise ScanRefused("unknown_service", f"no flow for {token.svc!r}")
+
+    def _parcel(self, token: Token) -> Feedback:
+        ctx = self.ctx
+        label = token.claims["parcel"]
+        with ctx.store.write() as w:
+            _check_unused(ctx, w, token)
+            comp = ctx.compartments.holding(label)
+            if comp is None:
+                raise ScanRefused("unknown_parcel", f"parcel {label[:40]} is not here")
+            if comp.out_of_service:
+                raise ScanRefused("out_of_service", f"{comp.id}: {comp.oos_reason}")
+            tx = w.append("parcel.pickup", {"label": label, "compartment": comp.id,
+                                            "jti": token.jti})
+            _use(w, token, tx.id, tx.at)
+            intent = intents.create(w, comp.id, "pickup", ctx.clock(), tx_id=tx.id, label=label)
+            ctx.queue_print(w, tx.id, "pickup")
+        ctx.wake_printer()
+        if not open_for(ctx, comp, intent):
+            return ctx.refuse(ScanRefused("compartment_failed", comp.id), compartment=comp.id)
+        return ctx.tell("accepted", f"{comp.id} 号柜门已打开，取件后请关好柜门",
+                        f"Compartment {comp.id} is open; please close the door afterwards",
+                        compartment=comp.id, tx_id=tx.id, svc="parcel")
+
+    def _meal(self, token: Token) -> Feedback:
+        ctx = self.ctx
+        comp_id = token.text("compartment")
+        comp = None
+        if comp_id is not None:
+            comp = ctx.compartments.get(comp_id)
+            if comp is None:
+                raise ScanRefused("bad_claims", f"no compartment {comp_id[:8]} at this cart")
+        with ctx.store.write() as w:
+            _check_unused(ctx, w, token)
+            data = {"order": token.claims["order"], "items": token.claims["items"],
+                    "name": token.text("name"), "compartment": comp_id, "jti": token.jti}
+            tx = w.append("meal.pickup", data)
+            _use(w, token, tx.id, tx.at)
+            intent = (intents.create(w, comp.id, "meal", ctx.clock(), tx_id=tx.id)
+                      if comp is not None else None)
+            ctx.queue_print(w, tx.id, "meal")
+        ctx.wake_printer()
+        if comp is not None and intent is not None:
+            if not open_for(ctx, comp, intent):
+                return ctx.refuse(ScanRefused("compartment_failed", comp.id),
+                                  compartment=comp.id)
+            return ctx.tell("accepted", f"正在打印餐单，请从 {comp.id} 号柜取餐",
+                            f"Printing your meal receipt; your meal is in {comp.id}",
+                            compartment=comp.id, tx_id=tx.id, svc="meal")
+        return ctx.tell("accepted", "正在打印餐单，请凭单取餐",
+                        "Printing your meal receipt; please collect your meal with it",
+                        tx_id=tx.id, svc="meal")
+
+    def _ticket(self, token: Token) -> Feedback:
+        ctx = self.ctx
+        code = token.claims["service"]
+        service = ctx.cfg.ticket_services.get(code)
+        if service is None:
+            raise ScanRefused("unknown_service", f"no counter service {code[:16]!r} here")
+        with ctx.store.write() as w:
+            _check_unused(ctx, w, token)
+            number = tickets.next_number(w, code, tickets.local_day(ctx.clock(), ctx.cfg.tz))
+            tx = w.append("ticket.issue", {"service": code, "number": number, "jti": token.jti})
+            _use(w, token, tx.id, tx.at)
+            ctx.queue_print(w, tx.id, "ticket")
+        ctx.wake_printer()
+        return ctx.tell("accepted", f"正在打印您的排队票：{service.zh} {number} 号",
+                        f"Printing your ticket: {service.en} No. {number}",
+                        tx_id=tx.id, svc="ticket", number=number, service=code)
+
+
+def _local(ctx: CartContext, at: str) -> str:
+    from datetime import datetime
+
+    local = datetime.fromtimestamp(parse_rfc3339(at), ctx.cfg.tz)
+    return local.strftime("%d %b %H:%M")

@@ -1,0 +1,31 @@
+"""ULIDs: 48-bit millisecond time + 80 random bits, Crockford base32, sortable by time."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_lock = threading.Lock()
+_last_ms = 0
+_last_rand = 0
+
+
+def new_ulid(now_ms: int | None = None) -> str:
+    """Monotonic within a process: ids made in the same millisecond still sort in order."""
+    global _last_ms, _last_rand
+    ms = int(time.time() * 1000) if now_ms is None else now_ms
+    with _lock:
+        if ms <= _last_ms:
+            ms = _last_ms
+            rand = (_last_rand + 1) & ((1 << 80) - 1)
+        else:
+            rand = int.from_bytes(os.urandom(10), "big")
+        _last_ms, _last_rand = ms, rand
+    value = (ms << 80) | rand
+    return "".join(_ALPHABET[(value >> shift) & 31] for shift in range(125, -1, -5))
+
+
+def is_ulid(text: str) -> bool:
+    return len(text) == 26 and all(c in _ALPHABET for c in text) and text[0] in "01234567"

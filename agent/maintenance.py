@@ -1,0 +1,205 @@
+"""Maintenance commands: through the running daemon's control socket when there is one,
+straight to the devices when there is not (so two processes never share one bus)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from typing import Any
+
+from agent.config import AgentConfig
+from agent.control import call
+from agent.store import Store, StoreError
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def _daemon(cfg: AgentConfig, request: dict[str, Any]) -> list[dict[str, Any]] | None:
+    try:
+        return list(call(cfg.data_dir, request))
+    except ConnectionError:
+        return None
+
+
+def _fail(message: str, code: int = EXIT_FAIL) -> int:
+    print(f"cart-agent: {message}", file=sys.stderr)
+    return code
+
+
+def status(cfg: AgentConfig, as_json: bool) -> int:
+    from agent.status import collect, render_text
+
+    try:
+        store = Store(cfg.db_path, cfg.cart_id)
+    except StoreError as exc:
+        return _fail(f"cannot open the store: {exc}")
+    try:
+        report = collect(cfg, store)
+    finally:
+        store.close()
+    print(json.dumps(report, ensure_ascii=False, indent=2) if as_json else render_text(report))
+    return EXIT_OK
+
+
+def _compartment(cfg: AgentConfig, comp_id: str) -> Any:
+    for comp in cfg.locker.compartments:
+        if comp.id == comp_id:
+            return comp
+    return None
+
+
+def locker_status(cfg: AgentConfig, comp_id: str | None) -> int:
+    comps = list(cfg.locker.compartments)
+    if comp_id is not None:
+        comp = _compartment(cfg, comp_id)
+        if comp is None:
+            return _fail(f"no compartment {comp_id!r} in the config", EXIT_USAGE)
+        comps = [comp]
+    if not comps:
+        return _fail("no compartments configured", EXIT_USAGE)
+    replies = _daemon(cfg, {"op": "locker_status"})
+    doors: dict[str, bool | None] = {}
+    errors: dict[int, str] = {}
+    if replies is not None:
+        doors = replies[0].get("doors", {}) if replies else {}
+    else:
+        from agent.devices.lockboard.bus import LockBus
+        from agent.devices.lockboard.frames import LockBoardError
+
+        lk = cfg.locker
+        try:
+            with LockBus(lk.port, lk.protocol, lk.baudrate, lk.closed_bit,
+                         lk.open_timeout_s, lk.status_timeout_s) as bus:
+                for board in sorted({c.board for c in comps}):
+                    try:
+                        for lock, is_closed in bus.read_board(board).items():
+                            doors[f"{board}:{lock}"] = is_closed
+                    except LockBoardError as exc:
+                        errors[board] = str(exc)
+        except (LockBoardError, OSError) as exc:
+            return _fail(f"locker bus {lk.port}: {exc}")
+    failed = False
+    for comp in comps:
+        closed = doors.get(f"{comp.board}:{comp.lock}")
+        if comp.board in errors:
+            state, failed = f"unknown ({errors[comp.board]})", True
+        else:
+            state = {True: "closed", False: "OPEN", None: "unknown"}[closed]
+        print(f"{comp.id:6} board {comp.board:3} lock {comp.lock:2}  {comp.size}  door {state}")
+    return EXIT_FAIL if failed and len(errors) == len({c.board for c in comps}) else EXIT_OK
+
+
+def locker_open(cfg: AgentConfig, comp_id: str, reason: str) -> int:
+    comp = _compartment(cfg, comp_id)
+    if comp is None:
+        return _fail(f"no compartment {comp_id!r} in the config", EXIT_USAGE)
+    replies = _daemon(cfg, {"op": "locker_open", "compartment": comp_id, "reason": reason,
+                            "by": "cli"})
+    if replies is not None:
+        reply: dict[str, Any] = replies[0] if replies else {
+            "ok": False, "error": "no answer from the agent"}
+        if not reply.get("ok"):
+            return _fail(str(reply.get("error")))
+        print(f"{comp_id} opened (recorded as {reply['result']['tx_id']})")
+        return EXIT_OK
+    from agent.devices.lockboard.bus import LockBus
+    from agent.devices.lockboard.frames import LockAddress, LockBoardError
+
+    try:
+        store = Store(cfg.db_path, cfg.cart_id)
+        tx = store.record("locker.open", {"compartment": comp_id, "reason": reason, "by": "cli",
+                                          "source": "cli"})
+    except StoreError as exc:
+        return _fail(f"cannot record the opening, nothing opened: {exc}")
+    lk = cfg.locker
+    try:
+        with LockBus(lk.port, lk.protocol, lk.baudrate, lk.closed_bit, lk.open_timeout_s,
+                     lk.status_timeout_s) as bus:
+            result = bus.open_lock(LockAddress(comp.board, comp.lock))
+    except (LockBoardError, OSError) as exc:
+        store.record("locker.open_failed", {"compartment": comp_id, "error": str(exc),
+                                            "tx_id": tx.id})
+        store.close()
+        return _fail(f"locker bus {lk.port}: {exc}")
+    if not result.released:
+        store.record("locker.open_failed", {"compartment": comp_id, "error": result.error,
+                                            "tx_id": tx.id})
+        store.close()
+        return _fail(f"{comp_id} did not open: {result.error or 'lock did not release'}")
+    store.close()
+    print(f"{comp_id} opened (recorded as {tx.id})")
+    return EXIT_OK
+
+
+def print_test(cfg: AgentConfig) -> int:
+    if cfg.printer.kind == "none":
+        return _fail("no printer configured", EXIT_USAGE)
+    replies = _daemon(cfg, {"op": "print_test"})
+    if replies is not None:
+        reply = replies[0] if replies else {"ok": False, "error": "no answer from the agent"}
+        if not reply.get("ok"):
+            return _fail(f"printer: {reply.get('error')}")
+        print("test receipt printed")
+        return EXIT_OK
+    from agent.devices.printer.service import PrinterError
+    from agent.flows.receipts import test_receipt_bytes
+    from agent.services import build_printer
+
+    printer = build_printer(cfg)
+    try:
+        printer.print_once(test_receipt_bytes(cfg))
+    except (PrinterError, OSError) as exc:
+        return _fail(f"printer: {exc}")
+    print("test receipt printed")
+    return EXIT_OK
+
+
+def scan_test(cfg: AgentConfig, count: int) -> int:
+    if cfg.scanner.kind == "none":
+        return _fail("no scanner configured", EXIT_USAGE)
+    try:
+        replies = call(cfg.data_dir, {"op": "scan_stream", "count": count}, timeout_s=3600)
+        first = next(replies)
+    except ConnectionError:
+        return _scan_direct(cfg, count)
+    if not first.get("ok"):
+        return _fail(str(first.get("error")))
+    for reply in replies:
+        _print_scan(reply.get("scan"), reply.get("error"))
+    return EXIT_OK
+
+
+def _print_scan(text: str | None, error: str | None) -> None:
+    print(f"! {error}" if error else text, flush=True)
+
+
+def _scan_direct(cfg: AgentConfig, count: int) -> int:
+    from agent.health import Health
+    from agent.services import build_scanner
+
+    seen = 0
+    done = threading.Event()
+
+    def on_scan(text: str | None, error: str | None, _mono: float) -> None:
+        nonlocal seen
+        _print_scan(text, error)
+        seen += 1
+        if count and seen >= count:
+            done.set()
+
+    scanner = build_scanner(cfg, on_scan)
+    health: Health = scanner.health
+    worker = threading.Thread(target=_run_until, args=(scanner, done), daemon=True)
+    worker.start()
+    while not done.wait(0.2):
+        if not worker.is_alive():
+            return _fail(f"scanner {cfg.scanner.port}: {health.error}")
+    return EXIT_OK
+
+
+def _run_until(scanner: Any, done: threading.Event) -> None:
+    try:
+        scanner.run(done)
+    except Exception as exc:  # reported by the caller through the scanner's health
+        scanner.health.set_error(f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,92 @@
+"""`cart-agent status`: what the store knows, readable with or without the daemon running.
+
+The daemon writes its device health into the store every few seconds (WAL lets this process
+read meanwhile); a snapshot older than STALE_S means the daemon is not running.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from agent.config import AgentConfig
+from agent.flows.compartments import Compartments
+from agent.store import Store
+
+STALE_S = 15.0
+DEVICES = ("scanner", "printer", "locker")
+
+
+def write_health(store: Store, health: dict[str, dict[str, Any]], now: float) -> None:
+    store.set_meta("health", json.dumps({"at": now, "services": health}, default=str))
+
+
+def read_health(store: Store, now: float) -> tuple[bool, dict[str, Any]]:
+    raw = store.get_meta("health")
+    if not raw:
+        return False, {}
+    snap = json.loads(raw)
+    return now - float(snap.get("at", 0)) <= STALE_S, snap.get("services", {})
+
+
+def device_view(services: dict[str, Any], running: bool, cfg: AgentConfig) -> dict[str, Any]:
+    kinds = {"scanner": cfg.scanner.kind, "printer": cfg.printer.kind,
+             "locker": "rs485" if cfg.locker.enabled and cfg.locker.compartments else "none"}
+    out: dict[str, Any] = {}
+    for name in DEVICES:
+        if kinds[name] == "none":
+            out[name] = {"ok": True, "error": None, "configured": False}
+        elif not running:
+            out[name] = {"ok": False, "error": "agent not running"}
+        else:
+            snap = services.get(name) or {"ok": False, "error": "not started"}
+            out[name] = {"ok": bool(snap.get("ok")), "error": snap.get("error")}
+    return out
+
+
+def collect(cfg: AgentConfig, store: Store, now: float | None = None) -> dict[str, Any]:
+    now = time.time() if now is None else now
+    from agent.sync.desired import config_versions
+
+    running, services = read_health(store, now)
+    versions = config_versions(store)
+    return {
+        "cart_id": cfg.cart_id,
+        "agent_running": running,
+        "queue": store.queue_stats(),
+        "last_sync_at": store.get_meta("last_sync_at"),
+        "config_version": versions.get("config_version"),
+        "fleet_config_version": versions.get("fleet_config_version"),
+        "out_of_service": store.get_meta("out_of_service") == "1",
+        "devices": device_view(services, running, cfg),
+        "services": services if running else {},
+        "print_queue": int(store.query(
+            "SELECT COUNT(*) AS n FROM print_jobs WHERE state = 'queued'")[0]["n"]),
+        "compartments": [
+            {"id": c.id, "size": c.size, "door": c.door, "parcel": c.parcel, "state": c.state}
+            for c in Compartments(store).all()
+        ],
+    }
+
+
+def render_text(status: dict[str, Any]) -> str:
+    q = status["queue"]
+    lines = [
+        f"cart {status['cart_id']}: agent {'running' if status['agent_running'] else 'stopped'}"
+        + ("  [OUT OF SERVICE]" if status["out_of_service"] else ""),
+        f"queue: {q['pending']} pending (oldest {q['oldest_pending_s']:.0f} s), "
+        f"{q['synced']} synced; last sync {status['last_sync_at'] or 'never'}",
+        f"config: cart v{status['config_version'] or '-'}, "
+        f"fleet v{status['fleet_config_version'] or '-'}; "
+        f"receipts waiting to print: {status['print_queue']}",
+    ]
+    for name, dev in status["devices"].items():
+        state = "ok" if dev["ok"] else f"FAIL ({dev['error']})"
+        if dev.get("configured") is False:
+            state = "not configured"
+        lines.append(f"{name:8} {state}")
+    for c in status["compartments"]:
+        lines.append(f"  {c['id']:6} {c['size']}  door {c['door']:7} {c['state']:14} "
+                     f"{c['parcel'] or ''}")
+    return "\n".join(lines)

@@ -1,0 +1,6 @@
+"""The transaction store: SQLite, durable before anything happens in the world."""
+
+from agent.store.errors import StoreError, StoreFullError
+from agent.store.transactions import Store, Tx, Writer
+
+__all__ = ["Store", "StoreError", "StoreFullError", "Tx", "Writer"]

@@ -1,0 +1,241 @@
+"""The transaction log and outbox.
+
+A transaction is committed (WAL, synchronous=FULL: one fsync, durable across power loss)
+before any door opens, any receipt prints or anything is published. `seq` comes from a counter
+row updated in the same SQLite transaction as the insert, so it has no gaps across restarts,
+threads and processes (the CLI writes beside the daemon; BEGIN IMMEDIATE serialises them).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from agent.ids import new_ulid
+from agent.store.errors import StoreError, translate
+from agent.store.schema import migrate
+
+Clock = Callable[[], float]
+
+
+def rfc3339(ts: float) -> str:
+    """UTC with milliseconds and a Z, e.g. 2026-11-25T14:02:03.120Z."""
+    ms = int(ts * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+
+
+def parse_rfc3339(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+@dataclass(frozen=True)
+class Tx:
+    id: str
+    seq: int
+    cart: str
+    type: str
+    at: str
+    data: dict[str, Any]
+    state: str = "pending"
+
+    def wire(self) -> dict[str, Any]:
+        return {"id": self.id, "seq": self.seq, "cart": self.cart, "type": self.type,
+                "at": self.at, "data": self.data}
+
+
+def connect(path: Path, timeout_s: float = 10.0) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=timeout_s, isolation_level=None,
+                           check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
+    return conn
+
+
+class Writer:
+    """Handle to one open write transaction: append records and touch the flows' tables."""
+
+    def __init__(self, store: Store, conn: sqlite3.Connection) -> None:
+        self._store = store
+        self.conn = conn
+        self.appended: list[Tx] = []
+
+    def append(self, type_: str, data: dict[str, Any], at: float | None = None) -> Tx:
+        # seq = MAX(seq) + 1 inside this write transaction (BEGIN IMMEDIATE holds the write
+        # lock), read from the unique index; prune() never deletes the newest row, so the
+        # count never restarts.
+        tx_id = new_ulid()
+        when = rfc3339(self._store.clock() if at is None else at)
+        seq = self.conn.execute(
+            "INSERT INTO transactions(id, seq, type, at, data, state) VALUES "
+            "(?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM transactions), ?, ?, ?, 'pending') "
+            "RETURNING seq",
+            (tx_id, type_, when, json.dumps(data, ensure_ascii=False, separators=(",", ":"))),
+        ).fetchone()[0]
+        tx = Tx(id=tx_id, seq=seq, cart=self._store.cart_id, type=type_, at=when, data=data)
+        self.appended.append(tx)
+        return tx
+
+    def execute(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)
+
+
+class Store:
+    """One SQLite connection guarded by a lock; safe to share between the daemon's threads."""
+
+    def __init__(self, path: str | Path, cart_id: str, clock: Clock = time.time) -> None:
+        self.path = Path(path)
+        self.cart_id = cart_id
+        self.clock = clock
+        self._lock = threading.RLock()
+        try:
+            self.conn = connect(self.path)
+            migrate(self.conn)
+        except sqlite3.Error as exc:
+            raise translate(exc) from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self.conn.close()
+
+    @contextmanager
+    def write(self) -> Iterator[Writer]:
+        """BEGIN IMMEDIATE … COMMIT; any error rolls back everything the block did."""
+        with self._lock:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise translate(exc) from exc
+            writer = Writer(self, self.conn)
+            try:
+                yield writer
+                self.conn.execute("COMMIT")
+            except BaseException as exc:
+                if self.conn.in_transaction:
+                    with suppress(sqlite3.Error):
+                        self.conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise translate(exc) from exc
+                raise
+
+    def record(self, type_: str, data: dict[str, Any]) -> Tx:
+        """One transaction in its own commit (the common case, kept lean: it is the hot path)."""
+        with self._lock:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    tx = Writer(self, self.conn).append(type_, data)
+                    self.conn.execute("COMMIT")
+                except BaseException:
+                    if self.conn.in_transaction:
+                        self.conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise translate(exc) from exc
+        return tx
+
+    def query(self, sql: str,
+              params: tuple[Any, ...] | dict[str, Any] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            try:
+                cur = self.conn.execute(sql, params)
+                cols = [c[0] for c in cur.description or ()]
+                return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+            except sqlite3.Error as exc:
+                raise translate(exc) from exc
+
+    # --- the outbox -------------------------------------------------------------------
+
+    def pending_batch(self, max_count: int, max_bytes: int, after_seq: int = 0) -> list[Tx]:
+        """Oldest pending transactions with seq > after_seq, bounded in count and bytes."""
+        rows = self.query(
+            "SELECT id, seq, type, at, data FROM transactions "
+            "WHERE state = 'pending' AND seq > ? ORDER BY seq LIMIT ?",
+            (after_seq, max_count),
+        )
+        batch: list[Tx] = []
+        size = 0
+        for row in rows:
+            size += len(row["data"]) + 120
+            if batch and size > max_bytes:
+                break
+            batch.append(Tx(id=row["id"], seq=row["seq"], cart=self.cart_id, type=row["type"],
+                            at=row["at"], data=json.loads(row["data"])))
+        return batch
+
+    def mark_synced(self, ids: list[str]) -> int:
+        """Mark acked ids synced; unknown or already-synced ids are ignored. Returns the count."""
+        if not ids:
+            return 0
+        now = rfc3339(self.clock())
+        changed = 0
+        with self.write() as w:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                cur = w.execute(
+                    f"UPDATE transactions SET state = 'synced', synced_at = ? "
+                    f"WHERE state = 'pending' AND id IN ({marks})",
+                    (now, *chunk),
+                )
+                changed += cur.rowcount
+            if changed:
+                w.execute("INSERT INTO meta(key, value) VALUES ('last_sync_at', ?) "
+                          "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (now,))
+        return changed
+
+    def queue_stats(self) -> dict[str, Any]:
+        row = self.query(
+            "SELECT (SELECT COUNT(*) FROM transactions WHERE state = 'pending') AS pending, "
+            "(SELECT COUNT(*) FROM transactions WHERE state = 'synced') AS synced, "
+            "(SELECT at FROM transactions WHERE state = 'pending' ORDER BY seq LIMIT 1) AS oldest"
+        )[0]
+        oldest = row["oldest"]
+        age = max(0.0, self.clock() - parse_rfc3339(oldest)) if oldest else 0.0
+        return {"pending": row["pending"], "synced": row["synced"],
+                "oldest_pending_s": round(age, 1)}
+
+    def get_tx(self, tx_id: str) -> Tx | None:
+        rows = self.query("SELECT id, seq, type, at, data, state FROM transactions WHERE id = ?",
+                          (tx_id,))
+        if not rows:
+            return None
+        r = rows[0]
+        return Tx(id=r["id"], seq=r["seq"], cart=self.cart_id, type=r["type"], at=r["at"],
+                  data=json.loads(r["data"]), state=r["state"])
+
+    def prune(self, retention_days: int) -> int:
+        """Delete synced rows older than the retention; pending rows are never pruned."""
+        cutoff = rfc3339(self.clock() - retention_days * 86_400)
+        with self.write() as w:
+            return w.execute(
+                "DELETE FROM transactions WHERE state = 'synced' AND synced_at < ? "
+                "AND seq < (SELECT MAX(seq) FROM transactions)", (cutoff,)
+            ).rowcount
+
+    # --- small key/value facts (last sync, deposit session, ...) ----------------------
+
+    def get_meta(self, key: str) -> str | None:
+        rows = self.query("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0]["value"] if rows else None
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        with self.write() as w:
+            if value is None:
+                w.execute("DELETE FROM meta WHERE key = ?", (key,))
+            else:
+                w.execute("INSERT INTO meta(key, value) VALUES (?, ?) "
+                          "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+
+__all__ = ["Store", "StoreError", "Tx", "Writer", "parse_rfc3339", "rfc3339"]

@@ -1,0 +1,1 @@
+"""Benchmarks: every figure measured against a raw baseline in the same run."""
