@@ -215,5 +215,9 @@ class Daemon:
         log.info("stopping")
         self.notifier.stopping()
         self.supervisor.stop(timeout_s=3.0)
+        try:
+            self.store.set_meta("health", None)
+        except StoreError as exc:
+            log.error("could not clear the health snapshot: %s", exc)
         self.store.close()
         return 0

@@ -148,7 +148,7 @@ def print_test(cfg: AgentConfig) -> int:
 
     printer = build_printer(cfg)
     try:
-        printer.print_once(test_receipt_bytes(cfg))
+        printer.print_bytes(test_receipt_bytes(cfg))
     except (PrinterError, OSError) as exc:
         return _fail(f"printer: {exc}")
     print("test receipt printed")

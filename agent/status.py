@@ -30,6 +30,15 @@ def read_health(store: Store, now: float) -> tuple[bool, dict[str, Any]]:
     return now - float(snap.get("at", 0)) <= STALE_S, snap.get("services", {})
 
 
+def daemon_answers(cfg: AgentConfig) -> bool:
+    from agent.control import call
+
+    try:
+        return any(reply.get("ok") for reply in call(cfg.data_dir, {"op": "ping"}, 3.0))
+    except (ConnectionError, OSError, ValueError):
+        return False
+
+
 def device_view(services: dict[str, Any], running: bool, cfg: AgentConfig) -> dict[str, Any]:
     kinds = {"scanner": cfg.scanner.kind, "printer": cfg.printer.kind,
              "locker": "rs485" if cfg.locker.enabled and cfg.locker.compartments else "none"}
@@ -49,7 +58,8 @@ def collect(cfg: AgentConfig, store: Store, now: float | None = None) -> dict[st
     now = time.time() if now is None else now
     from agent.sync.desired import config_versions
 
-    running, services = read_health(store, now)
+    fresh, services = read_health(store, now)
+    running = fresh and daemon_answers(cfg)
     versions = config_versions(store)
     return {
         "cart_id": cfg.cart_id,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -53,6 +54,9 @@ class Cart:
         self._queue: queue.Queue[object] = queue.Queue(max_queue)
         self.on_handled: Callable[[ScanInput, Feedback], None] | None = None
         self._reconciled = False
+        # A released lock whose door was never seen open by then: the door did not spring
+        # (or opened and closed between two polls); the attendant is told, nothing reopens.
+        self.unconfirmed_after_s = max(10.0, ctx.cfg.locker.poll_interval_s * 10)
 
     # --- inputs, from any thread ------------------------------------------------------
 
@@ -92,14 +96,25 @@ class Cart:
         if not self._reconciled:
             self.reconcile()
         self.health.set_ok()
+        next_check = 0.0
         while not stop.is_set():
             try:
                 item = self._queue.get(timeout=0.25)
             except queue.Empty:
-                self.scans.deposit.tick()
-                continue
-            self._handle(item)
+                item = None
+            if item is not None:
+                self._handle(item)
+            now = time.monotonic()
+            if now >= next_check:
+                next_check = now + 1.0
+                self._housekeeping()
+
+    def _housekeeping(self) -> None:
+        try:
             self.scans.deposit.tick()
+            self.doors.expire_unconfirmed(self.unconfirmed_after_s)
+        except StoreError as exc:
+            log.error("housekeeping could not record: %s", exc)
 
     def _handle(self, item: object) -> None:
         try:

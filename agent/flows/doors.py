@@ -7,6 +7,7 @@ from agent.devices.lockboard.locker import DoorEvent
 from agent.flows import intents
 from agent.flows.context import CartContext, log
 from agent.store import Writer
+from agent.store.transactions import rfc3339
 
 
 class DoorWatch:
@@ -58,3 +59,20 @@ class DoorWatch:
                 stored.append(label)
             intents.set_state(w, intent_id, "done")
         return stored
+
+    def expire_unconfirmed(self, after_s: float) -> None:
+        ctx = self.ctx
+        cutoff = rfc3339(ctx.clock() - after_s)
+        rows = ctx.store.query(
+            "SELECT i.id, i.compartment, i.purpose, i.label, i.tx_id FROM open_intents i "
+            "JOIN compartments c ON c.id = i.compartment WHERE i.state = 'released' "
+            "AND i.created_at < ? AND c.door = 'closed' "
+            "AND (c.door_since IS NULL OR c.door_since < i.created_at)", (cutoff,))
+        for row in rows:
+            with ctx.store.write() as w:
+                intents.set_state(w, row["id"], "unconfirmed")
+                w.append("locker.open_unconfirmed", {
+                    "compartment": row["compartment"], "purpose": row["purpose"],
+                    "label": row["label"], "tx_id": row["tx_id"]})
+            log.warning("compartment %s was released for %s but never seen open",
+                        row["compartment"], row["purpose"])

@@ -3,9 +3,11 @@ printing over a pty to the simulator (paper out, silence, a printer lost mid-rec
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -26,7 +28,7 @@ from agent.devices.printer.status import check_status_byte, parse_status, status
 from agent.devices.sim.printer import PrinterSimulator
 from agent.supervisor import Backoff, Supervisor
 
-AT = datetime(2024, 5, 1, 4, 30, tzinfo=timezone.utc)  # 12:30 in Asia/Shanghai
+AT = datetime(2024, 5, 1, 4, 30, tzinfo=UTC)  # 12:30 in Asia/Shanghai
 TX = "01HZ0000000000000000000000"
 
 
@@ -194,8 +196,8 @@ def make_service(sim: PrinterSimulator, **kwargs: object) -> PrinterService:
 
 def test_print_reaches_the_printer_as_the_receipt(sim: PrinterSimulator) -> None:
     service = make_service(sim)
-    data = render_receipt(pickup_receipt(), PrinterProfile())
-    service.print_bytes(data, timeout_s=5)
+    data = service.print_receipt(pickup_receipt(), timeout_s=5)
+    assert data == render_receipt(pickup_receipt(), PrinterProfile())
     assert wait_until(lambda: sim.receipts() == [data])
     doc = decode_escpos(sim.receipts()[0])
     assert doc.text_lines[0] == "取件凭证" and doc.qr_codes == [TX.encode()]
@@ -269,7 +271,7 @@ def test_supervised_service_reopens_after_replug(sim: PrinterSimulator) -> None:
         assert wait_until(lambda: not service.health.ok)
         sim.replug()
         assert wait_until(lambda: service.health.ok)
-        assert supervisor.restarts["printer"] >= 1
+        assert supervisor.restarts()["printer"] >= 1
     finally:
         supervisor.stop()
 
@@ -288,3 +290,44 @@ def test_file_printer_never_creates_a_device_node() -> None:
     with pytest.raises(PrinterOffline, match="unreachable"):
         service.print_bytes(b"x")
     assert not Path("/dev/cart-test-no-such-printer").exists()
+
+
+class TcpPrinter:
+    """A port-9100 printer on loopback: keeps what it receives, answers each DLE EOT n."""
+
+    def __init__(self, answer: int = 0x12) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.answer = answer
+        self.received = bytearray()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self.server.accept()
+        with conn:
+            while chunk := conn.recv(4096):
+                self.received += chunk
+                # Requests are sent one at a time and never split by this loopback peer.
+                conn.sendall(bytes([self.answer]) * chunk.count(b"\x10\x04"))
+
+    def close(self) -> None:
+        self.server.close()
+        self._thread.join(2)
+
+
+def test_network_printer_prints_and_reports_paper_out() -> None:
+    printer = TcpPrinter()
+    try:
+        service = PrinterService("network", host="127.0.0.1", tcp_port=printer.port,
+                                 status_timeout_s=0.3)
+        service.print_bytes(b"\x1b@tcp\n", timeout_s=2)
+        assert wait_until(lambda: b"\x1b@tcp\n" in printer.received)
+        assert service.last_status.state == "ok"
+        printer.answer = 0x72  # paper sensor: paper end (and fixed bits)
+        with pytest.raises(PaperOut):
+            service.print_bytes(b"no paper\n", timeout_s=2)
+        assert b"no paper" not in printer.received
+        service.close()
+    finally:
+        printer.close()

@@ -35,7 +35,7 @@ class FrameError(LockBoardError):
     """A frame with a bad length, checksum or echo, or a reply that answers something else."""
 
 
-class LockerUnavailable(LockBoardError):
+class LockerUnavailable(LockBoardError, ConnectionError):
     """The port is not open or the bus is down; nothing was sent."""
 
 

@@ -17,7 +17,7 @@ import math
 import threading
 import time
 
-from agent.devices.printer.receipt import PrinterProfile
+from agent.devices.printer.receipt import PrinterProfile, Receipt, render_receipt
 from agent.devices.printer.status import (
     STATUS_REQUESTS,
     UNKNOWN,
@@ -53,6 +53,10 @@ class PaperOut(PrinterError):
 
 
 class PrinterService:
+    """`kind` is serial (port, baudrate), network (host, tcp_port, default 9100), file (path,
+    e.g. /dev/usb/lp0) or usb (vendor_id, product_id; needs pyusb). `profile` is what receipts
+    for this printer are rendered with (`print_receipt` uses it)."""
+
     name = "printer"
 
     def __init__(
@@ -100,10 +104,9 @@ class PrinterService:
                 finally:
                     self._lock.release()
                 self._note(status)
-        except TransportError as exc:
-            raise PrinterOffline(f"printer unreachable: {exc}") from exc
         finally:
-            # On failure the next run (or a print) reopens by path; on stop the port is freed.
+            # A TransportError (an OSError) goes up to the supervisor, which logs it without a
+            # traceback and calls run again; that run, or a print, reopens the port by path.
             with self._lock:
                 self._close()
 
@@ -131,6 +134,17 @@ class PrinterService:
         finally:
             self._lock.release()
 
+    def print_receipt(self, receipt: Receipt, timeout_s: float = 10) -> bytes:
+        """Render with this printer's profile and print; returns the bytes sent."""
+        data = render_receipt(receipt, self.profile)
+        self.print_bytes(data, timeout_s)
+        return data
+
+    def close(self) -> None:
+        """Release the port (one-shot use such as `cart-agent print-test`; `run` does it too)."""
+        with self._lock:
+            self._close()
+
     # -- internals (caller holds the lock) ---------------------------------------------------
 
     def _print_locked(self, data: bytes, deadline: float) -> None:
@@ -144,21 +158,26 @@ class PrinterService:
         self._note(before)
         self._raise_for(before, partial=False)
 
-        sent = 0
+        sent = 0  # bytes whose write completed
+        attempted = False  # a failed write may still have delivered part of its chunk
         try:
             for start in range(0, len(data), _CHUNK):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise TransportError("print timed out")
+                attempted = True
                 # Whole seconds: a serial port reconfigures itself on every timeout change.
                 self._transport.write(data[start : start + _CHUNK], float(math.ceil(remaining)))
                 sent = min(len(data), start + _CHUNK)
+            if not before.known and not self._must_answer():
+                return  # a printer that never answers: asking again only adds a timeout
+            self._transport.drain(max(0.0, deadline - time.monotonic()))
             after = self._query()
         except TransportError as exc:
             self._close()
             reason = f"printer lost after {sent} of {len(data)} bytes: {exc}"
             self._fail(reason)
-            raise PrinterError(reason, partial=sent > 0) from exc
+            raise PrinterError(reason, partial=attempted) from exc
         self._note(after)
         # Bytes that reach a printer which then reports a problem may not have come out.
         self._raise_for(after, partial=True)

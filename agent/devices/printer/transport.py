@@ -8,6 +8,7 @@ USB class the answers cannot be relied on, so `can_read` is False and status is 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import socket
@@ -36,6 +37,8 @@ class Transport(Protocol):
 
     def read(self, max_bytes: int, timeout_s: float) -> bytes: ...
 
+    def drain(self, timeout_s: float) -> None: ...
+
     def discard_input(self) -> None: ...
 
 
@@ -59,10 +62,9 @@ class SerialTransport:
 
     def close(self) -> None:
         if self._serial is not None:
-            try:
+            # Closing a vanished device can fail; it is closed either way.
+            with contextlib.suppress(*_SERIAL_ERRORS):
                 self._serial.close()
-            except _SERIAL_ERRORS:
-                pass  # closing a vanished device can fail; it is closed either way
             self._serial = None
 
     def _port(self) -> serial.Serial:
@@ -94,6 +96,20 @@ class SerialTransport:
             return data
         except _SERIAL_ERRORS as exc:
             raise TransportError(f"read from {self.port} failed: {exc}") from exc
+
+    def drain(self, timeout_s: float) -> None:
+        """Wait until the bytes queued in the kernel are on the wire: at 9600 baud a 5 KB
+        receipt takes ~5 s, and a status request sent behind it is answered only then.
+        (pyserial's flush() is tcdrain, which has no timeout.)"""
+        port = self._port()
+        deadline = time.monotonic() + timeout_s
+        try:
+            while port.out_waiting:
+                if time.monotonic() > deadline:
+                    raise TransportError(f"{self.port} did not take the data in {timeout_s} s")
+                time.sleep(0.01)
+        except _SERIAL_ERRORS as exc:
+            raise TransportError(f"{self.port} failed: {exc}") from exc
 
     def discard_input(self) -> None:
         try:
@@ -150,6 +166,9 @@ class NetworkTransport:
             raise TransportError(f"{self.description} closed the connection")
         return data
 
+    def drain(self, timeout_s: float) -> None:
+        pass  # sendall returned: the kernel has it; TCP delivers it or the next read fails
+
     def discard_input(self) -> None:
         sock = self._socket()
         while select.select([sock], [], [], 0)[0]:
@@ -200,6 +219,9 @@ class FileTransport:
     def read(self, max_bytes: int, timeout_s: float) -> bytes:
         return b""
 
+    def drain(self, timeout_s: float) -> None:
+        pass
+
     def discard_input(self) -> None:
         pass
 
@@ -226,10 +248,8 @@ class UsbTransport:
 
     def close(self) -> None:
         if self._printer is not None:
-            try:
+            with contextlib.suppress(Exception):  # the device may already be gone
                 self._printer.close()
-            except Exception:  # the device may already be gone
-                pass
             self._printer = None
 
     def write(self, data: bytes, timeout_s: float) -> None:
@@ -242,6 +262,9 @@ class UsbTransport:
 
     def read(self, max_bytes: int, timeout_s: float) -> bytes:
         return b""
+
+    def drain(self, timeout_s: float) -> None:
+        pass
 
     def discard_input(self) -> None:
         pass

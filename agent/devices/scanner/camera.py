@@ -44,6 +44,9 @@ class CameraScanner:
     ) -> None:
         if decoder not in DECODERS:
             raise ValueError(f"unknown QR decoder {decoder!r}; choose one of {DECODERS}")
+        # A device index from a string config value ("0") must stay an index, not a file name.
+        if isinstance(source, str) and source.isdigit():
+            source = int(source)
         self.source = source
         self.decoder = decoder
         self.on_scan = on_scan
@@ -61,12 +64,12 @@ class CameraScanner:
             import cv2
         except ImportError as exc:
             raise CameraError("opencv is not installed (the camera extra)") from exc
-        capture = cv2.VideoCapture(self.source)
+        # The timeouts bound a blocking open/read where the backend honours them (FFmpeg for
+        # files and network streams); V4L2 gives up on its own after ~10 s of no frame.
+        timeout_ms = int(self.frame_timeout_s * 1000)
+        capture = cv2.VideoCapture(self.source, cv2.CAP_ANY, [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms])
         try:
-            # Bounds a blocking read where the backend supports it (FFmpeg, some V4L2 builds).
-            timeout_ms = int(self.frame_timeout_s * 1000)
-            capture.set(cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms)
-            capture.set(cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms)
             if not capture.isOpened():
                 raise CameraError(f"cannot open camera {self.source!r}")
             last_frame = time.monotonic()

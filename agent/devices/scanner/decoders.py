@@ -121,7 +121,8 @@ def _decode_zxing(img: np.ndarray) -> list[DecodedCode]:
     # HexECI gives the symbology identifier and the bytes with the ECI switches kept, in one
     # read: `.bytes` alone drops the ECIs, `.text` is transcoded with a guessed charset.
     found = zxingcpp.read_barcodes(
-        img, formats=zxingcpp.BarcodeFormat.QRCode, text_mode=zxingcpp.TextMode.HexECI
+        img, formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode),
+        text_mode=zxingcpp.TextMode.HexECI,
     )
     codes = []
     for barcode in found:
@@ -146,7 +147,7 @@ def _decode_pyzbar(img: np.ndarray) -> list[DecodedCode]:
         raise DecoderUnavailable("pyzbar is not installed (the camera extra)") from exc
     gray = _to_gray(img)
     height, width = gray.shape
-    pixels = np.ascontiguousarray(gray, dtype=np.uint8).tobytes()
+    pixels = np.ascontiguousarray(gray, dtype=np.uint8)  # zbar reads it in place: keep it alive
     scanner = zbar.zbar_image_scanner_create()
     image = zbar.zbar_image_create()
     try:
@@ -160,7 +161,7 @@ def _decode_pyzbar(img: np.ndarray) -> list[DecodedCode]:
             raise DecoderUnavailable("libzbar too old: no binary mode (needs zbar >= 0.23)")
         zbar.zbar_image_set_format(image, _fourcc("Y800"))
         zbar.zbar_image_set_size(image, width, height)
-        zbar.zbar_image_set_data(image, ctypes.cast(pixels, ctypes.c_void_p), len(pixels), None)
+        zbar.zbar_image_set_data(image, pixels.ctypes.data_as(ctypes.c_void_p), pixels.size, None)
         if zbar.zbar_scan_image(scanner, image) < 0:
             raise ValueError("zbar rejected the image")
         codes = []

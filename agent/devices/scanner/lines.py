@@ -103,7 +103,8 @@ class LineReader:
 
     def _end_line(self, out: list[bytes | TooLong]) -> None:
         if self._overflow:
-            out.append(TooLong(len(self._buffer) + self._overflow, bytes(self._buffer[:_HEAD_BYTES])))
+            length = len(self._buffer) + self._overflow
+            out.append(TooLong(length, bytes(self._buffer[:_HEAD_BYTES])))
         elif self._buffer:
             out.append(bytes(self._buffer))
         self._buffer.clear()
@@ -118,26 +119,32 @@ def decode_scan(raw: bytes) -> str:
     inside it are kept (GS1 codes separate fields with GS, 0x1D).
     """
     data = raw.replace(b"\x00", b"")
-    text: str | None = None
-    for codec in ("utf-8", "gb18030"):
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
         try:
-            text = data.decode(codec)
-            break
+            text = data.decode("gb18030")
         except UnicodeDecodeError:
-            continue
-    if text is None:
-        raise UnreadableScan(f"neither UTF-8 nor GB18030: {raw[:32]!r}")
-    text = text.lstrip("\ufeff")
-    text = _strip_controls(text)
+            raise UnreadableScan(f"neither UTF-8 nor GB18030: {raw[:32]!r}") from None
+    text = _strip_controls(text.lstrip("\ufeff"))
     if not text:
         raise UnreadableScan("empty scan")
-    # GB18030 maps nearly every byte sequence to *some* code point; private-use, surrogate and
-    # C1-control results mean the bytes were not text.
-    for ch in text:
-        category = unicodedata.category(ch)
-        if category in ("Co", "Cs", "Cn") or "\x80" <= ch <= "\x9f":
-            raise UnreadableScan(f"not text (U+{ord(ch):04X}): {raw[:32]!r}")
+    junk = _not_text(text)
+    if junk is not None:
+        # No second guess: bytes that are valid UTF-8 but not text could also be read as GBK,
+        # but so could many a real UTF-8 string; unreadable is better than silently wrong.
+        raise UnreadableScan(f"not text (U+{ord(junk):04X}): {raw[:32]!r}")
     return text
+
+
+def _not_text(text: str) -> str | None:
+    """The first private-use, surrogate, unassigned or C1-control character, if any: GB18030
+    (and, less often, UTF-8) maps many a random byte sequence to *some* code point; these
+    mean it was not text."""
+    for ch in text:
+        if unicodedata.category(ch) in ("Co", "Cs", "Cn") or "\x80" <= ch <= "\x9f":
+            return ch
+    return None
 
 
 def _strip_controls(text: str) -> str:

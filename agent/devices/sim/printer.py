@@ -47,8 +47,8 @@ class PrinterSimulator:
 
     def receipts(self) -> list[bytes]:
         """The print data split after each cut, with the status requests taken out."""
-        commands, _ = tokenize(self.output, strict=False)
         data = self.output
+        commands, _ = tokenize(data, strict=False)
         receipts: list[bytes] = []
         current = bytearray()
         for command in commands:

@@ -1,0 +1,1 @@
+"""Fleet-side tools: keys and tokens, pushing config, commands, status, the reference ingest."""

@@ -1,0 +1,138 @@
+"""Where the reference ingest keeps transactions: SQLite (a path) or PostgreSQL (a URL).
+
+Both store each transaction once, keyed by its id (INSERT ... ON CONFLICT DO NOTHING), and
+commit before `store()` returns: the ingest acknowledges only what is durable.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+from typing import Any, Protocol
+
+Row = tuple[str, str, int, str, str, str]  # id, cart, seq, type, at, data (JSON text)
+TABLE_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class StorageError(Exception):
+    """The database refused the batch; nothing of it is acknowledged."""
+
+
+class IngestStorage(Protocol):
+    def store(self, rows: list[Row], received_at: str) -> int: ...
+    def count(self) -> int: ...
+    def close(self) -> None: ...
+
+
+class SqliteStorage:
+    def __init__(self, path: str, table: str = "transactions") -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.table = table
+        self.conn = sqlite3.connect(path, timeout=30, isolation_level=None,
+                                    check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {table} (id TEXT PRIMARY KEY, cart TEXT NOT NULL, "
+            "seq INTEGER NOT NULL, type TEXT NOT NULL, at TEXT NOT NULL, data TEXT NOT NULL, "
+            "received_at TEXT NOT NULL)")
+
+    def store(self, rows: list[Row], received_at: str) -> int:
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            before = self.conn.total_changes
+            self.conn.executemany(
+                f"INSERT INTO {self.table}(id, cart, seq, type, at, data, received_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
+                [(*row, received_at) for row in rows])
+            added = self.conn.total_changes - before
+            self.conn.execute("COMMIT")
+            return added
+        except sqlite3.Error as exc:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise StorageError(f"sqlite: {exc}") from exc
+
+    def count(self) -> int:
+        return int(self.conn.execute(f"SELECT COUNT(*) FROM {self.table}").fetchone()[0])
+
+    def ids(self) -> list[str]:
+        return [r[0] for r in self.conn.execute(f"SELECT id FROM {self.table}")]
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class PostgresStorage:
+    def __init__(self, url: str, table: str = "cart_transactions") -> None:
+        import psycopg
+
+        self._psycopg = psycopg
+        self.url = url
+        self.table = table
+        self.conn: Any = None
+        self._connect()
+
+    def _connect(self) -> None:
+        psycopg = self._psycopg
+        try:
+            self.conn = psycopg.connect(self.url, connect_timeout=5)
+            with self.conn.cursor() as cur:
+                cur.execute(
+                    f"CREATE TABLE IF NOT EXISTS {self.table} (id TEXT PRIMARY KEY, "
+                    "cart TEXT NOT NULL, seq BIGINT NOT NULL, type TEXT NOT NULL, "
+                    "at TIMESTAMPTZ NOT NULL, data JSONB NOT NULL, "
+                    "received_at TIMESTAMPTZ NOT NULL)")
+            self.conn.commit()
+        except psycopg.Error as exc:
+            raise StorageError(f"postgresql: {exc}") from exc
+
+    def store(self, rows: list[Row], received_at: str) -> int:
+        psycopg = self._psycopg
+        try:
+            if self.conn is None or self.conn.closed:
+                self._connect()
+            with self.conn.cursor() as cur:
+                # One statement for the batch: unnest the columns, skip ids already stored.
+                cur.execute(
+                    f"INSERT INTO {self.table}(id, cart, seq, type, at, data, received_at) "
+                    "SELECT i, c, s, t, a::timestamptz, d::jsonb, %s::timestamptz FROM "
+                    "unnest(%s::text[], %s::text[], %s::bigint[], %s::text[], %s::text[], "
+                    "%s::text[]) AS u(i, c, s, t, a, d) ON CONFLICT (id) DO NOTHING",
+                    [received_at, *[list(col) for col in zip(*rows, strict=True)]])
+                added = int(cur.rowcount)
+            self.conn.commit()
+            return added
+        except psycopg.Error as exc:
+            try:
+                self.conn.rollback()
+            except psycopg.Error:
+                self.conn = None
+            raise StorageError(f"postgresql: {exc}") from exc
+
+    def count(self) -> int:
+        with self.conn.cursor() as cur:
+            cur.execute(f"SELECT COUNT(*) FROM {self.table}")
+            n = int(cur.fetchone()[0])
+        self.conn.commit()
+        return n
+
+    def drop(self) -> None:
+        with self.conn.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {self.table}")
+        self.conn.commit()
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+
+
+def open_storage(url: str, table: str | None = None) -> SqliteStorage | PostgresStorage:
+    """`postgresql://...` (or `postgres://`) for PostgreSQL, anything else is a SQLite path."""
+    if table is not None and not TABLE_PATTERN.match(table):
+        raise ValueError(f"bad table name {table!r}")
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresStorage(url, table or "cart_transactions")
+    path = url.removeprefix("sqlite:///").removeprefix("sqlite://")
+    return SqliteStorage(path, table or "transactions")

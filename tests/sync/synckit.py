@@ -1,0 +1,139 @@
+"""Helpers for the sync tests: a cart running SyncService in a thread on a real SQLite store,
+an independent watcher client counting what crosses the broker, config files, waiting.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from agent.config import AgentConfig, load
+from agent.store import Store
+from agent.sync.commands import CommandError
+from agent.sync.desired import effective_config
+from agent.sync.service import SyncService
+from tests.support import wait_for as wait_until
+
+CART = "bc-01"
+PREFIX = "carts"
+
+
+def cart_document(data_dir: Path, port: int, **mqtt_overrides: Any) -> dict[str, Any]:
+    return {
+        "cart_id": CART,
+        "data_dir": str(data_dir),
+        "mqtt": {"host": "127.0.0.1", "port": port, "keepalive": 5, "reconnect_min_s": 0.05,
+                 "reconnect_max_s": 0.3, "ack_timeout_s": 3.0, "telemetry_interval_s": 0.5,
+                 **mqtt_overrides},
+        "scanner": {"kind": "none"},
+        "printer": {"kind": "none"},
+        "locker": {"enabled": False},
+    }
+
+
+class Cart:
+    """A SyncService on a real store, run in a thread as the daemon's supervisor would."""
+
+    def __init__(self, config_path: Path, fail_on_config: bool = False) -> None:
+        self.config_path = config_path
+        self.fail_on_config = fail_on_config
+        file_cfg = load(config_path)
+        self.store = Store(file_cfg.db_path, file_cfg.cart_id)
+        self.applied: list[AgentConfig] = []
+        self.executed: list[tuple[str, dict[str, Any]]] = []
+        self.service: SyncService | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def handle(self, name: str, args: dict[str, Any]) -> object:
+        self.executed.append((name, args))
+        if name == "open_compartment" and args["compartment"] == "Z99":
+            raise CommandError("no such compartment: Z99")
+        return {"done": name}
+
+    def on_config(self, cfg: AgentConfig) -> None:
+        if self.fail_on_config and cfg.log_level == "DEBUG":
+            raise RuntimeError("cannot rebuild the devices")
+        self.applied.append(cfg)
+
+    def start(self) -> Cart:
+        cfg = effective_config(str(self.config_path), self.store)
+        self.service = SyncService(
+            cfg, str(self.config_path), self.store,
+            health_snapshot=lambda: {"scanner": {"ok": True, "error": None},
+                                     "printer": {"ok": False, "error": "paper out"},
+                                     "locker": {"ok": True, "error": None}},
+            command_handler=self.handle, on_config=self.on_config, started_at=time.time())
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self.service.run, args=(self._stop,),
+                                        name="test-sync", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+            assert not self._thread.is_alive(), "sync service did not stop"
+            self._thread = None
+
+    def close(self) -> None:
+        self.stop()
+        self.store.close()
+
+    def wait_online(self, timeout_s: float = 10.0) -> None:
+        wait_until(lambda: self.service is not None and self.service.online(), timeout_s,
+                   what="the cart to be online")
+
+    def pending(self) -> int:
+        return int(self.store.queue_stats()["pending"])
+
+    def record(self, n: int, type_: str = "ticket.issue") -> list[str]:
+        return [self.store.record(type_, {"service": "gov", "number": i}).id for i in range(n)]
+
+
+class Watcher:
+    """An independent MQTT client: subscribes, counts and keeps everything it sees."""
+
+    def __init__(self, port: int, topics: list[str], protocol: int = mqtt.MQTTv5) -> None:
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=protocol)
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda *_a: self._ready.set()
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        if topics:
+            self.client.subscribe([(t, 1) for t in topics])
+            assert self._ready.wait(5), "watcher could not subscribe"
+
+    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain)))
+
+    def on(self, topic: str) -> list[Any]:
+        with self._lock:
+            found = [p for t, p, _r in self.messages if t == topic]
+        return [json.loads(p) for p in found]
+
+    def wait_for(self, topic: str, predicate: Callable[[Any], bool] = lambda _d: True,
+                 timeout_s: float = 10.0) -> Any:
+        def find() -> Any:
+            return next((d for d in reversed(self.on(topic)) if predicate(d)), None)
+        return wait_until(find, timeout_s, what=f"a message on {topic}")
+
+    def publish(self, topic: str, payload: bytes | str, retain: bool = False) -> None:
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
+        info.wait_for_publish(5)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
