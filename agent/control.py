@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.flows.actions import ActionError
+from agent.flows.feedback import FeedbackBus
 from agent.health import Health
 
 if TYPE_CHECKING:
@@ -105,12 +106,14 @@ class ControlSocket:
             except Exception as exc:  # the printer's typed errors, reported to the caller
                 yield {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
         elif op == "scan_stream":
-            yield from self._scan_stream(int(req.get("count") or 0), stop)
+            yield from self._stream(d.scan_tap, int(req.get("count") or 0), stop, raw=True)
+        elif op == "feedback_stream":
+            yield from self._stream(d.feedback, int(req.get("count") or 0), stop, raw=False)
         else:
             yield {"ok": False, "error": f"unknown op {str(op)[:40]!r}"}
 
-    def _scan_stream(self, count: int, stop: threading.Event) -> Any:
-        sub = self.daemon.scan_tap.subscribe()
+    def _stream(self, bus: FeedbackBus, count: int, stop: threading.Event, raw: bool) -> Any:
+        sub = bus.subscribe()
         try:
             yield {"ok": True, "streaming": True}
             seen = 0
@@ -120,9 +123,10 @@ class ControlSocket:
                 except queue.Empty:
                     continue
                 seen += 1
-                yield {"scan": event.zh or None, "error": event.reason}
+                yield {"scan": event.zh or None, "error": event.reason} if raw else {
+                    "feedback": event.as_dict()}
         finally:
-            self.daemon.scan_tap.unsubscribe(sub)
+            bus.unsubscribe(sub)
 
 
 def _read_request(conn: socket.socket) -> dict[str, Any]:
