@@ -41,6 +41,7 @@ def parser() -> argparse.ArgumentParser:
     scan = sub.add_parser("scan-test", help="print each scan as it is read")
     _config_arg(scan)
     scan.add_argument("--count", type=int, default=0, help="stop after N scans (0: until ^C)")
+    sub.add_parser("hash-pin", help="read an attendant PIN on stdin, print its scrypt hash")
     locker = sub.add_parser("locker", help="compartment doors and locks")
     lsub = locker.add_subparsers(dest="locker_command", required=True, parser_class=_Parser)
     ls = lsub.add_parser("status", help="door and lock state from the boards")
@@ -62,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "check-config":
             return check_config(args.config)
+        if args.command == "hash-pin":
+            return hash_pin()
         cfg = _load(args.config)
         problems = check_data_dir(cfg)
         if problems:
@@ -94,6 +97,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return EXIT_OK
     return EXIT_USAGE
+
+
+def hash_pin() -> int:
+    import getpass
+
+    from agent.web.auth import hash_pin as make_hash
+
+    pin = getpass.getpass("attendant PIN: ") if sys.stdin.isatty() else sys.stdin.readline()
+    pin = pin.strip()
+    if not pin.isdigit() or not 4 <= len(pin) <= 12:
+        print("cart-agent: a PIN is 4 to 12 digits", file=sys.stderr)
+        return EXIT_USAGE
+    print(make_hash(pin))
+    return EXIT_OK
 
 
 def check_config(path: str | None) -> int:

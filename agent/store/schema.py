@@ -28,7 +28,8 @@ def _v1(db: sqlite_utils.Database) -> None:
     db.execute("INSERT INTO counters(name, value) VALUES ('seq', 0)")
     _table(db, "meta").create({"key": str, "value": str}, pk="key")
 
-    _table(db, "used_tokens").create({"jti": str, "used_at": str, "tx_id": str, "svc": str}, pk="jti")
+    _table(db, "used_tokens").create({"jti": str, "used_at": str, "tx_id": str, "svc": str},
+                                     pk="jti")
     _table(db, "revoked_tokens").create({"jti": str, "revoked_at": str, "source": str}, pk="jti")
     _table(db, "compartments").create(
         {"id": str, "board": int, "lock": int, "size": str, "parcel": str, "courier": str,

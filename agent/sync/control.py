@@ -45,7 +45,7 @@ def parse_json_object(raw: bytes, what: str) -> dict[str, Any]:
 def read_control(payload: bytes, fleet_keys: dict[str, str], what: str) -> dict[str, Any]:
     """The JSON object a control message carries, verified when signing is on."""
     if len(payload) > MAX_CONTROL_BYTES:
-        raise ControlError(f"{what} is {len(payload)} bytes, more than {MAX_CONTROL_BYTES}")
+        raise ControlError(f"{what} is {len(payload)} bytes, more than {MAX_CONTROL_BYTES} bytes")
     if not fleet_keys:
         return parse_json_object(payload, what)
     try:

@@ -261,8 +261,8 @@ class SyncService:
             return
         if decision.status == "applied":
             self._take(decision)
-        if self._relink:
-            return  # reported on the new connection, under the new settings
+        # On this connection, even when new settings make us reconnect: the fleet hears that
+        # it was applied from where it pushed it (and again after reconnecting).
         self._publish(self._t.reported, encode(self._desired.report()), retain=True)
         self._publish(self._t.status, self._presence.status("online"), retain=True)
 

@@ -27,11 +27,11 @@ def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
 def make_cart(tmp_path: Path) -> Iterator[Callable[..., Cart]]:
     carts: list[Cart] = []
 
-    def make(port: int, fail_on_config: bool = False, config_name: str = "agent.toml",
+    def make(port: int, fail_on_config: bool = False, extra: dict[str, Any] | None = None,
              **mqtt_overrides: Any) -> Cart:
-        path = tmp_path / config_name
+        path = tmp_path / "agent.toml"
         if not path.exists():
-            write_config(path, cart_document(tmp_path / "data", port, **mqtt_overrides))
+            write_config(path, cart_document(tmp_path / "data", port, extra, **mqtt_overrides))
         cart = Cart(path, fail_on_config=fail_on_config)
         carts.append(cart)
         return cart

@@ -14,7 +14,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent.config import AgentConfig, load
+from agent.config import AgentConfig, load, overlay
 from agent.store import Store
 from agent.sync.commands import CommandError
 from agent.sync.desired import effective_config
@@ -24,9 +24,17 @@ from tests.support import wait_for as wait_until
 CART = "bc-01"
 PREFIX = "carts"
 
+DESIRED = f"{PREFIX}/{CART}/config/desired"
+FLEET = f"{PREFIX}/_all/config/desired"
+REPORTED = f"{PREFIX}/{CART}/config/reported"
+STATUS = f"{PREFIX}/{CART}/status"
+CMD = f"{PREFIX}/{CART}/cmd"
+RESULT = f"{PREFIX}/{CART}/cmd/result"
 
-def cart_document(data_dir: Path, port: int, **mqtt_overrides: Any) -> dict[str, Any]:
-    return {
+
+def cart_document(data_dir: Path, port: int, extra: dict[str, Any] | None = None,
+                  **mqtt_overrides: Any) -> dict[str, Any]:
+    doc = {
         "cart_id": CART,
         "data_dir": str(data_dir),
         "mqtt": {"host": "127.0.0.1", "port": port, "keepalive": 5, "reconnect_min_s": 0.05,
@@ -35,7 +43,9 @@ def cart_document(data_dir: Path, port: int, **mqtt_overrides: Any) -> dict[str,
         "scanner": {"kind": "none"},
         "printer": {"kind": "none"},
         "locker": {"enabled": False},
+        "web": {"enabled": False},
     }
+    return overlay(doc, extra or {})
 
 
 class Cart:
@@ -137,3 +147,20 @@ class Watcher:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def push(watcher, topic: str, doc: dict | bytes | str) -> dict:
+    """Publish retained and return the first report published after it."""
+    before = len(watcher.on(REPORTED))
+    payload = doc if isinstance(doc, bytes | str) else json.dumps(doc)
+    watcher.publish(topic, payload, retain=True)
+    wait_until(lambda: len(watcher.on(REPORTED)) > before, 10, what="a config report")
+    return watcher.on(REPORTED)[before]
+
+
+def send(watcher, payload: dict | bytes | str) -> dict:
+    """Publish a command and return the first result published after it."""
+    before = len(watcher.on(RESULT))
+    watcher.publish(CMD, payload if isinstance(payload, bytes | str) else json.dumps(payload))
+    wait_until(lambda: len(watcher.on(RESULT)) > before, 10, what="a command result")
+    return watcher.on(RESULT)[before]

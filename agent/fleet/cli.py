@@ -1,0 +1,213 @@
+"""`cart-fleet`: keys and tokens, desired config, commands, status, the reference ingest.
+
+Exit codes (CONTRACT.md section 1): 0 success, 1 operational failure (broker unreachable,
+refused, no answer; reason on stderr), 2 bad usage or bad input. No tracebacks for either.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from agent.fleet.client import BrokerOptions, FleetError
+from agent.fleet.control import (
+    Signer,
+    check_cart,
+    collect_status,
+    command_args,
+    format_status,
+    push_config,
+    read_config_file,
+    send_command,
+)
+from agent.fleet.keys import (
+    BadInput,
+    check_kid,
+    issue_token,
+    keygen,
+    parse_pairs,
+    parse_ttl,
+    read_signing_key,
+    write_qr_png,
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse's own exit code for usage errors is 2
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _broker_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=1883)
+    p.add_argument("--username")
+    p.add_argument("--password", help="or $CART_FLEET_PASSWORD")
+    p.add_argument("--tls", action="store_true")
+    p.add_argument("--ca-file")
+    p.add_argument("--prefix", default="carts")
+
+
+def _signing_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--key", help="Ed25519 private key (PEM) to sign with")
+    p.add_argument("--kid", help="key id the carts know the public key by")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="cart-fleet", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("keygen", help="make an Ed25519 key pair")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--kid", default="k1")
+
+    p = sub.add_parser("issue-token", help="print a signed QR token")
+    p.add_argument("--key", required=True)
+    p.add_argument("--kid", required=True)
+    p.add_argument("--svc", required=True)
+    p.add_argument("--cart")
+    p.add_argument("--ttl", default="2h")
+    p.add_argument("--claim", action="append", default=[], metavar="K=V")
+    p.add_argument("--png", type=Path)
+
+    p = sub.add_parser("push-config", help="publish a desired config (retained)")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--cart")
+    target.add_argument("--all", action="store_true")
+    p.add_argument("--version", type=int, required=True)
+    p.add_argument("file")
+    _signing_flags(p)
+    _broker_flags(p)
+
+    p = sub.add_parser("status", help="every cart seen: state, queue, config, devices")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--wait", type=float, default=1.5, help="seconds to listen (default 1.5)")
+    _broker_flags(p)
+
+    p = sub.add_parser("command", help="send a command to a cart and print its result")
+    p.add_argument("cart")
+    p.add_argument("name")
+    p.add_argument("args", nargs="*", metavar="K=V")
+    p.add_argument("--timeout", type=float, default=10.0)
+    _signing_flags(p)
+    _broker_flags(p)
+
+    p = sub.add_parser("ingest", help="the reference central ingest")
+    p.add_argument("--db", default="ingest.db", help="SQLite path or postgresql:// URL")
+    p.add_argument("--group", default="ingest", help="shared-subscription group")
+    p.add_argument("--no-shared", action="store_true", help="plain subscription (3.1.1 brokers)")
+    _broker_flags(p)
+    return parser
+
+
+def _options(args: argparse.Namespace) -> BrokerOptions:
+    if not 1 <= args.port <= 65535:
+        raise BadInput("--port must be 1..65535")
+    password = args.password or os.environ.get("CART_FLEET_PASSWORD")
+    return BrokerOptions(host=args.host, port=args.port, username=args.username,
+                         password=password, tls=args.tls, ca_file=args.ca_file,
+                         prefix=args.prefix)
+
+
+def _signer(args: argparse.Namespace) -> Signer | None:
+    if bool(args.key) != bool(args.kid):
+        raise BadInput("--key and --kid go together")
+    if not args.key:
+        return None
+    return read_signing_key(args.key), check_kid(args.kid)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.cmd == "keygen":
+        pem, pub = keygen(args.out, args.kid)
+        print(f"private key: {pem}\npublic key:  {pub}")
+        print(f'trust it with: {args.kid} = "{pub.read_text().strip()}"')
+        return 0
+    if args.cmd == "issue-token":
+        if args.cart:
+            check_cart(args.cart)
+        token = issue_token(read_signing_key(args.key), check_kid(args.kid), args.svc,
+                            cart=args.cart, ttl_s=parse_ttl(args.ttl),
+                            claims=parse_pairs(args.claim))
+        if args.png:
+            try:
+                write_qr_png(token, args.png)
+            except OSError as exc:
+                raise BadInput(f"{args.png}: {exc.strerror}") from None
+        print(token)
+        return 0
+    if args.cmd == "push-config":
+        target = "_all" if args.all else check_cart(args.cart)
+        config = read_config_file(args.file)
+        topic = push_config(_options(args), target, args.version, config, _signer(args))
+        print(f"published version {args.version} to {topic} (retained)")
+        return 0
+    if args.cmd == "status":
+        rows = collect_status(_options(args), max(0.1, args.wait))
+        print(json.dumps(rows, ensure_ascii=False, indent=2) if args.json
+              else format_status(rows))
+        return 0
+    if args.cmd == "command":
+        check_cart(args.cart)
+        result = send_command(_options(args), args.cart, args.name,
+                              command_args(args.name, args.args), _signer(args), args.timeout)
+        if result is None:
+            print(f"cart-fleet: no answer from cart {args.cart} within {args.timeout:g} s",
+                  file=sys.stderr)
+            return 1
+        print(json.dumps(result, ensure_ascii=False))
+        return 0 if result.get("ok") is True else 1
+    if args.cmd == "ingest":
+        return _ingest(args)
+    raise BadInput(f"unknown command {args.cmd}")
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from agent.fleet.ingest import IngestWorker
+    from agent.fleet.storage import StorageError
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    opts = _options(args)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        worker = IngestWorker(opts.host, opts.port, opts.prefix, args.db, opts.username,
+                              opts.password, opts.tls, opts.ca_file, shared=not args.no_shared,
+                              group=args.group).start()
+    except StorageError as exc:
+        print(f"cart-fleet: {exc}", file=sys.stderr)
+        return 1
+    try:
+        while not stop.wait(60):
+            logging.info("ingest: %s", worker.stats)
+    finally:
+        worker.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except BadInput as exc:
+        print(f"cart-fleet: {exc}", file=sys.stderr)
+        return 2
+    except FleetError as exc:
+        print(f"cart-fleet: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
