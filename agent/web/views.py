@@ -1,0 +1,360 @@
+"""The routes of both screens: the resident display (`/`, `/events`) and the attendant console
+(`/attendant/...`).
+
+Every POST is checked in the same order before anything else: body size, Origin, session,
+CSRF token. Then the form fields are checked (length, known compartment, a reason), and only
+then does the action run, through `daemon.actions` on the flow thread. Every POST answers with
+a redirect and a flash message (post/redirect/get), so a reload never repeats an action.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import bottle
+from bottle import Bottle, HTTPResponse, request, response
+
+from agent.flows.actions import MAX_REASON, ActionError, Actions
+from agent.web import present
+from agent.web.auth import Lockout, Session, Sessions, csrf_ok
+from agent.web.stream import resident_stream
+
+if TYPE_CHECKING:
+    from agent.daemon import Daemon
+
+log = logging.getLogger("agent.web")
+
+HERE = Path(__file__).parent
+STATIC_DIR = str(HERE / "static")
+TEMPLATE_LOOKUP = [str(HERE / "templates")]
+COOKIE = "cart_console"
+MAX_BODY = 16 * 1024
+BY = "attendant"
+TX_ID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
+DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+TOO_LONG = ("输入过长，未执行", "Input too long; nothing was done")
+
+
+class Refusal(Exception):
+    """A request refused before anything was done, with the words to tell the attendant."""
+
+    def __init__(self, zh: str, en: str) -> None:
+        super().__init__(en)
+        self.zh, self.en = zh, en
+
+
+@dataclass(frozen=True)
+class Outcome:
+    zh: str
+    en: str
+    back: str = "/attendant"
+
+
+@dataclass
+class WebContext:
+    daemon: Daemon
+    sessions: Sessions
+    lockout: Lockout
+    stopping: Callable[[], bool]
+
+
+def render(name: str, **values: Any) -> str:
+    return str(bottle.template(name, template_lookup=TEMPLATE_LOOKUP, **values))
+
+
+def refused_page(status: int, zh: str, en: str, back: str = "/attendant") -> HTTPResponse:
+    body = render("refused", title="未执行 Refused", zh=zh, en=en, back=back)
+    return HTTPResponse(body, status, {"Content-Type": "text/html; charset=utf-8"})
+
+
+def redirect(to: str) -> HTTPResponse:
+    return HTTPResponse("", 303, {"Location": to})
+
+
+def field(name: str, max_len: int) -> str:
+    value = request.forms.getunicode(name)
+    if value is None:
+        return ""
+    if len(value) > max_len:
+        raise Refusal(*TOO_LONG)
+    return str(value).strip()
+
+
+def same_origin() -> bool:
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    host = request.headers.get("Host", "")
+    return bool(host) and origin in (f"http://{host}", f"https://{host}")
+
+
+def build_app(web: WebContext) -> Bottle:
+    app = Bottle(catchall=True)
+    daemon = web.daemon
+
+    def current_session() -> Session | None:
+        return web.sessions.get(request.get_cookie(COOKIE))
+
+    def set_cookie(session: Session) -> None:
+        response.set_cookie(COOKIE, session.token, httponly=True, samesite="strict", path="/")
+
+    def guard(authenticated: bool = True) -> Session:
+        """The checks every POST passes before its form is even read; raises a 403 page."""
+        if (request.content_length or 0) > MAX_BODY:
+            raise refused_page(413, *TOO_LONG)
+        if not same_origin():
+            log.warning("refused a POST to %s from another origin", request.path)
+            raise refused_page(403, "请求来源不符，未执行", "Request from another site refused; "
+                               "nothing was done")
+        session = current_session()
+        if session is None or (authenticated and not session.authenticated):
+            raise refused_page(403, "请先登录", "Please log in first; nothing was done")
+        if not csrf_ok(session, request.forms.getunicode("csrf")):
+            log.warning("refused a POST to %s without a valid form token", request.path)
+            raise refused_page(403, "表单已失效，请刷新页面后重试，未执行",
+                               "Form token missing or wrong (reload the page); nothing was done")
+        return session
+
+    def actions() -> Actions:
+        if daemon.actions is None:
+            raise Refusal("服务车正在启动，请稍后再试", "The cart is starting; try again shortly")
+        return daemon.actions
+
+    def post(path: str) -> Callable[[Callable[[], Outcome]], Callable[[], Any]]:
+        """Register an attendant action: guard, run, flash the outcome, redirect back."""
+        def register(act: Callable[[], Outcome]) -> Callable[[], Any]:
+            def handler() -> HTTPResponse:
+                session = guard()
+                back = "/attendant"
+                try:
+                    outcome = act()
+                    back = outcome.back
+                    session.flash.append(("ok", outcome.zh, outcome.en))
+                except Refusal as exc:
+                    session.flash.append(("error", exc.zh, exc.en))
+                except ActionError as exc:
+                    session.flash.append(("error", "未执行", f"Not done: {exc}"))
+                except (TimeoutError, queue.Full):
+                    session.flash.append(("error", "服务车忙，请稍后再试",
+                                          "The cart is busy; try again"))
+                return redirect(back)
+            app.route(path, "POST", handler)
+            return handler
+        return register
+
+    def compartment_field() -> str:
+        comp = field("compartment", 8)
+        if not comp:
+            raise Refusal("请选择柜格", "Choose a compartment")
+        if comp not in present.compartment_ids(daemon):
+            raise Refusal(f"本车没有 {comp} 号柜", f"No compartment {comp} on this cart")
+        return comp
+
+    def reason_field(what_zh: str = "原因", what_en: str = "A reason") -> str:
+        reason = field("reason", MAX_REASON)
+        if not reason:
+            raise Refusal(f"请填写{what_zh}，未执行", f"{what_en} is required; nothing was done")
+        if any(ord(c) < 32 for c in reason):
+            raise Refusal("原因含有无效字符，未执行", "The reason has invalid characters")
+        return reason
+
+    def on_field() -> bool:
+        value = field("on", 1)
+        if value not in ("0", "1"):
+            raise Refusal("请求无效", "Bad request")
+        return value == "1"
+
+    # --- the resident screen ---------------------------------------------------------------
+
+    @app.get("/")
+    def resident() -> str:
+        cfg = daemon.cfg
+        services = [(s.zh, s.en) for s in cfg.ticket_services.values()]
+        return render("resident", title="便民服务车 Service cart", cart_id=cfg.cart_id,
+                      locker=bool(cfg.locker.enabled and cfg.locker.compartments),
+                      services=services, status=present.resident_status(daemon))
+
+    @app.get("/events")
+    def events() -> Any:
+        response.content_type = "text/event-stream; charset=utf-8"
+        return resident_stream(daemon, web.stopping)
+
+    @app.get("/static/<path:path>")
+    def static(path: str) -> Any:
+        return bottle.static_file(path, root=STATIC_DIR)
+
+    # --- logging in and out -------------------------------------------------------------
+
+    @app.get("/attendant")
+    def console() -> str:
+        session = current_session()
+        if session is None or not session.authenticated:
+            return login_page(session)
+        flash, session.flash = session.flash, []
+        return render("console", title="工作人员 Attendant", cart_id=daemon.cfg.cart_id,
+                      csrf=session.csrf, flash=flash, devices=present.devices(daemon),
+                      sync=present.sync_state(daemon), grid=present.grid(daemon),
+                      deposit=present.deposit_active(daemon),
+                      cart_oos=present.cart_out_of_service(daemon),
+                      receipts=present.receipts(daemon))
+
+    def login_page(session: Session | None) -> str:
+        if session is None:
+            session = web.sessions.create()
+            set_cookie(session)
+        flash, session.flash = session.flash, []
+        until = web.lockout.locked_until()
+        return render("login", title="工作人员登录 Attendant login", cart_id=daemon.cfg.cart_id,
+                      csrf=session.csrf, flash=flash,
+                      locked=present.local_time(daemon, until, "%H:%M:%S") if until else "",
+                      no_pin=not daemon.cfg.security.attendant_pin_hash)
+
+    @app.post("/attendant/login")
+    def login() -> HTTPResponse:
+        session = guard(authenticated=False)
+        try:
+            pin = field("pin", 64)
+        except Refusal as exc:
+            session.flash.append(("error", exc.zh, exc.en))
+            return redirect("/attendant")
+        if not pin:
+            session.flash.append(("error", "请输入 PIN", "Enter the PIN"))
+            return redirect("/attendant")
+        cfg = daemon.cfg
+        result = web.lockout.attempt(pin, cfg.security.attendant_pin_hash,
+                                     cfg.web.lockout_failures, cfg.web.lockout_s)
+        if result.ok:
+            fresh = web.sessions.login(session)
+            set_cookie(fresh)
+            fresh.flash.append(("ok", "已登录", "Logged in"))
+            log.info("attendant logged in")
+            return redirect("/attendant")
+        if result.no_pin:
+            session.flash.append(("error", "尚未设置工作人员 PIN，无法登录",
+                                  "no attendant PIN configured (cart-agent hash-pin)"))
+        elif result.locked_until is not None:
+            when = present.local_time(daemon, result.locked_until, "%H:%M:%S")
+            session.flash.append(("error", f"PIN 错误次数过多，已锁定至 {when}",
+                                  f"Too many wrong PINs: locked until {when}"))
+            if result.failures >= cfg.web.lockout_failures:
+                log.warning("attendant console locked until %s after %d wrong PINs", when,
+                            result.failures)
+        else:
+            left = cfg.web.lockout_failures - result.failures
+            session.flash.append(("error", f"PIN 不正确，还可尝试 {left} 次",
+                                  f"Wrong PIN; {left} tries left before the lock"))
+            log.warning("wrong attendant PIN (%d of %d)", result.failures,
+                        cfg.web.lockout_failures)
+        return redirect("/attendant")
+
+    @app.post("/attendant/logout")
+    def logout() -> HTTPResponse:
+        session = guard()
+        web.sessions.drop(session.token)
+        fresh = web.sessions.create()
+        fresh.flash.append(("ok", "已退出", "Logged out"))
+        set_cookie(fresh)
+        log.info("attendant logged out")
+        return redirect("/attendant")
+
+    # --- actions --------------------------------------------------------------------------
+
+    @post("/attendant/open")
+    def open_compartment() -> Outcome:
+        comp = compartment_field()
+        reason = reason_field("开柜原因", "A reason for opening")
+        result = actions().open_compartment(comp, reason, by=BY, source="console")
+        log.info("attendant opened %s (%s)", comp, result["tx_id"])
+        return Outcome(f"{comp} 号柜门已打开（已记录原因）",
+                       f"Compartment {comp} opened; the reason is recorded")
+
+    @post("/attendant/service")
+    def compartment_service() -> Outcome:
+        comp = compartment_field()
+        on = on_field()
+        reason = reason_field()
+        actions().set_out_of_service(on, by=BY, compartment=comp, reason=reason)
+        log.info("attendant set %s %s", comp, "out of service" if on else "back in service")
+        if on:
+            return Outcome(f"{comp} 号柜已停用", f"Compartment {comp} is out of service")
+        return Outcome(f"{comp} 号柜已恢复使用", f"Compartment {comp} is back in service")
+
+    @post("/attendant/cart-service")
+    def cart_service() -> Outcome:
+        on = on_field()
+        reason = reason_field()
+        actions().set_out_of_service(on, by=BY, reason=reason)
+        log.info("attendant set the cart %s", "out of service" if on else "back in service")
+        if on:
+            return Outcome("整车已暂停服务", "The cart is out of service")
+        return Outcome("整车已恢复服务", "The cart is back in service")
+
+    @post("/attendant/deposit")
+    def deposit() -> Outcome:
+        on = on_field()
+        active = actions().deposit_mode(on, BY)["deposit_mode"]
+        log.info("attendant turned deposit mode %s", "on" if active else "off")
+        if active:
+            return Outcome("投递模式已开启，请扫描包裹单号", "Deposit mode on: scan parcel labels")
+        return Outcome("投递模式已关闭", "Deposit mode off")
+
+    @post("/attendant/reprint")
+    def reprint() -> Outcome:
+        tx_id = field("tx_id", 26).upper()
+        if not TX_ID.match(tx_id):
+            raise Refusal("请输入 26 位交易编号", "Enter a 26-character transaction id")
+        actions().reprint(tx_id, by=BY)
+        log.info("attendant reprinted the receipt of %s", tx_id)
+        return Outcome("正在补打凭条", f"Reprinting the receipt of {tx_id}")
+
+    def day_field(value: str | None) -> str | None:
+        if not value:
+            return None
+        if len(value) > 10 or not DAY.match(value):
+            raise Refusal("日期格式应为 YYYY-MM-DD", "The day must be YYYY-MM-DD")
+        return value
+
+    @app.get("/attendant/report")
+    def report_page() -> Any:
+        session = current_session()
+        if session is None or not session.authenticated:
+            return redirect("/attendant")
+        flash, session.flash = session.flash, []
+        try:
+            raw = actions().report(day_field(request.query.getunicode("day")))
+        except (Refusal, ValueError) as exc:
+            zh, en = (exc.zh, exc.en) if isinstance(exc, Refusal) else ("日期无效", str(exc))
+            session.flash.append(("error", zh, en))
+            return redirect("/attendant/report")
+        return render("report", title="日报 Day report", cart_id=daemon.cfg.cart_id,
+                      csrf=session.csrf, flash=flash, report=present.report(daemon, raw))
+
+    @post("/attendant/report/print")
+    def print_report() -> Outcome:
+        day = day_field(field("day", 10))
+        try:
+            result = actions().print_report(day, by=BY)
+        except ValueError as exc:
+            raise Refusal("日期无效", str(exc)) from None
+        log.info("attendant printed the report of %s", result["day"])
+        return Outcome(f"正在打印 {result['day']} 日报", f"Printing the report of {result['day']}",
+                       back=f"/attendant/report?day={result['day']}")
+
+    # --- errors ---------------------------------------------------------------------------
+
+    def error_page(status: int, zh: str, en: str) -> Callable[[Any], str]:
+        def page(_: Any) -> str:
+            return render("refused", title=en, zh=zh, en=en, back="/")
+        app.error(status)(page)
+        return page
+
+    error_page(404, "没有这个页面", "Not found")
+    error_page(405, "不允许的请求方式", "Method not allowed")
+    error_page(500, "内部错误，已记录", "Internal error; it was logged")
+    return app
