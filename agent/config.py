@@ -186,8 +186,8 @@ DEFAULT_TICKET_SERVICES = {
 
 class WebConfig(Strict):
     enabled: bool = True
-    listen: str = "127.0.0.1"
-    port: Port = 8080
+    listen: Annotated[str, Field(min_length=1, max_length=253)] = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65_535)] = 8080  # 0: any free port (tests)
     lockout_failures: Annotated[int, Field(ge=1, le=100)] = 5
     lockout_s: Annotated[int, Field(ge=1, le=86_400)] = 300
 

@@ -84,6 +84,8 @@ def strict_json_object(raw: bytes, what: str) -> dict[str, Any]:
         value = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, ValueError) as exc:
         raise JwsError("unreadable", f"{what} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise JwsError("unreadable", f"{what} is nested too deeply") from None
     if not isinstance(value, dict):
         raise JwsError("unreadable", f"{what} is not a JSON object")
     return value

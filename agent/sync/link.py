@@ -52,6 +52,7 @@ class Connected:
 class Refused:
     reason: str
     unsupported_protocol: bool
+    answered: bool = True  # False: closed before any CONNACK (see service: protocol "auto")
 
 
 @dataclass(frozen=True)
@@ -195,7 +196,7 @@ class Link:
         if was:
             self._events.append(Lost(reason))
         else:
-            self._events.append(Refused(reason, unsupported_protocol=False))
+            self._events.append(Refused(reason, unsupported_protocol=False, answered=False))
 
     # --- paho callbacks (run inside poll(), in this thread) ---------------------------
 

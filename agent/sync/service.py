@@ -130,7 +130,7 @@ class SyncService:
             return
         connecting = self._link is not None and not self._online
         if connecting and now - self._opened_at > CONNACK_TIMEOUT_S:
-            self._failed("no CONNACK from the broker")
+            self._refused(Refused("no CONNACK from the broker", False, answered=False))
         if not self._online:
             return
         if (self._wake.is_set() or acks or now >= self._next_poll
@@ -189,16 +189,23 @@ class SyncService:
         elif isinstance(event, Connected):
             self._on_connected(event)
         elif isinstance(event, Refused):
-            if (event.unsupported_protocol and self.cfg.mqtt.protocol == "auto"
-                    and self._protocol == MQTT5):
-                log.info("broker does not speak MQTT 5; using 3.1.1")
-                self._protocol = MQTT311
-                self._link = None
-                self._next_try = 0.0
-            else:
-                self._failed(event.reason)
+            self._refused(event)
         elif isinstance(event, Lost):
             self._failed(event.reason)
+
+    def _refused(self, event: Refused) -> None:
+        auto = self.cfg.mqtt.protocol == "auto"
+        if auto and event.unsupported_protocol and self._protocol == MQTT5:
+            log.info("broker does not speak MQTT 5; using 3.1.1")
+            self._protocol = MQTT311
+            self._link = None
+            self._next_try = 0.0
+            return
+        if auto and not event.answered:
+            # Some 3.1.1-only brokers cannot even parse a v5 CONNECT (amqtt chokes on the
+            # will properties) and hang up without a CONNACK: try the other version next.
+            self._protocol = MQTT311 if self._protocol == MQTT5 else MQTT5
+        self._failed(event.reason)
 
     def _on_connected(self, event: Connected) -> None:
         assert self._link is not None

@@ -73,8 +73,12 @@ def refused_page(status: int, zh: str, en: str, back: str = "/attendant") -> HTT
     return HTTPResponse(body, status, {"Content-Type": "text/html; charset=utf-8"})
 
 
-def redirect(to: str) -> HTTPResponse:
-    return HTTPResponse("", 303, {"Location": to})
+def redirect(to: str) -> str:
+    # Set on the shared response rather than returned as an HTTPResponse, which would replace
+    # its headers and so drop a session cookie set for this answer.
+    response.status = 303
+    response.set_header("Location", to)
+    return ""
 
 
 def field(name: str, max_len: int) -> str:
@@ -129,7 +133,7 @@ def build_app(web: WebContext) -> Bottle:
     def post(path: str) -> Callable[[Callable[[], Outcome]], Callable[[], Any]]:
         """Register an attendant action: guard, run, flash the outcome, redirect back."""
         def register(act: Callable[[], Outcome]) -> Callable[[], Any]:
-            def handler() -> HTTPResponse:
+            def handler() -> str:
                 session = guard()
                 back = "/attendant"
                 try:
@@ -216,7 +220,7 @@ def build_app(web: WebContext) -> Bottle:
                       no_pin=not daemon.cfg.security.attendant_pin_hash)
 
     @app.post("/attendant/login")
-    def login() -> HTTPResponse:
+    def login() -> str:
         session = guard(authenticated=False)
         try:
             pin = field("pin", 64)
@@ -254,7 +258,7 @@ def build_app(web: WebContext) -> Bottle:
         return redirect("/attendant")
 
     @app.post("/attendant/logout")
-    def logout() -> HTTPResponse:
+    def logout() -> str:
         session = guard()
         web.sessions.drop(session.token)
         fresh = web.sessions.create()
@@ -309,7 +313,11 @@ def build_app(web: WebContext) -> Bottle:
         tx_id = field("tx_id", 26).upper()
         if not TX_ID.match(tx_id):
             raise Refusal("请输入 26 位交易编号", "Enter a 26-character transaction id")
-        actions().reprint(tx_id, by=BY)
+        try:
+            actions().reprint(tx_id, by=BY)
+        except ActionError:
+            raise Refusal("没有这笔交易的凭条，未补打",
+                          f"No receipt for transaction {tx_id}; nothing printed") from None
         log.info("attendant reprinted the receipt of %s", tx_id)
         return Outcome("正在补打凭条", f"Reprinting the receipt of {tx_id}")
 

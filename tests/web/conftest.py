@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.web.auth import hash_pin
+from tests.web.support import CHROMIUM, CHROMIUM_ARGS, PIN, SCREENSHOTS, WebRig
+
+
+@pytest.fixture(scope="session")
+def pin_hash() -> str:
+    return hash_pin(PIN)
+
+
+@pytest.fixture
+def web_rig(tmp_path: Path, pin_hash: str) -> Iterator[WebRig]:
+    rig = WebRig(tmp_path, pin_hash=pin_hash)
+    try:
+        yield rig
+    finally:
+        rig.stop()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh browser context (no cookies) at the kiosk's size, 1024 × 600."""
+    context = browser.new_context(viewport={"width": 1024, "height": 600}, locale="zh-CN")
+    context.set_default_timeout(5000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
