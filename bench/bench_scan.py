@@ -28,7 +28,7 @@ from agent.systemd import Notifier
 
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def _wait(predicate: Any, timeout_s: float = 10.0) -> None:

@@ -7,6 +7,7 @@ coverage-guided).
 
 from __future__ import annotations
 
+import contextlib
 import time
 import tomllib
 from collections.abc import Callable
@@ -38,19 +39,15 @@ def scanner_line(data: bytes) -> None:
         if isinstance(line, TooLong):
             continue
         assert len(line) <= 256
-        try:
+        with contextlib.suppress(UnreadableScan):
             decode_scan(line)
-        except UnreadableScan:
-            pass
 
 
 def token(data: bytes) -> None:
     text = data.decode("utf-8", "replace")
     public_facts(text)
-    try:
+    with contextlib.suppress(ScanRefused):
         _VERIFIER.verify(text)
-    except ScanRefused:
-        pass
 
 
 def lockboard_replies(data: bytes) -> None:
@@ -58,10 +55,8 @@ def lockboard_replies(data: bytes) -> None:
         stream = codec.reply_stream()
         stream.feed(data[: len(data) // 2])
         stream.feed(data[len(data) // 2:])
-        try:
+        with contextlib.suppress(FrameError):
             codec.decode_reply(data[:9])
-        except FrameError:
-            pass
 
 
 def printer_status(data: bytes) -> None:
@@ -81,10 +76,8 @@ def config_document(data: bytes) -> None:
 
 def mqtt_command(data: bytes) -> None:
     for keys in ({}, _FLEET):
-        try:
+        with contextlib.suppress(ControlError, CommandError):
             check_envelope(read_control(data, keys, "command"), "bc-01")
-        except (ControlError, CommandError):
-            pass
 
 
 def mqtt_desired_config(data: bytes) -> None:
@@ -98,10 +91,8 @@ def mqtt_desired_config(data: bytes) -> None:
 
 
 def mqtt_ack(data: bytes) -> None:
-    try:
+    with contextlib.suppress(ControlError):
         parse_ack(data)
-    except ControlError:
-        pass
 
 
 TARGETS: dict[str, Callable[[bytes], None]] = {
