@@ -107,10 +107,8 @@ class Daemon:
 
         self.supervisor.start(ControlSocket(self))
         if self.cfg.web.enabled:
-            try:
-                from agent.web.server import WebService
-            except ImportError:
-                return
+            from agent.web.server import WebService
+
             self.supervisor.start(WebService(self))
 
     # --- what other parts ask of the daemon ---------------------------------------------
@@ -150,6 +148,14 @@ class Daemon:
             log.info("config change in %s: rebuilding devices and flows", sorted(changed))
             self.stop_flows()
             self.start_flows()
+        if "web" in changed and self.cfg.web.enabled:
+            log.info("config change in web: restarting the screens")
+            self.supervisor.stop_service("web")
+            from agent.web.server import WebService
+
+            self.supervisor.start(WebService(self))
+        elif "web" in changed:
+            self.supervisor.stop_service("web")
         if "mqtt" in changed and self.sync is not None:
             log.info("config change in mqtt: reconnecting")
             self.supervisor.stop_service("sync")

@@ -7,6 +7,7 @@ token can never both pass.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from agent import jws
@@ -74,10 +75,11 @@ class ScanFlow:
             log.error("could not record a refused scan: storage full")
         used_at = refusal.facts.get("used_at")
         if isinstance(used_at, str):
-            when = _local(ctx, used_at)
-            return ctx.tell("refused", f"此二维码已于 {when} 使用",
-                            f"This code was already used on {when}", refusal.reason,
-                            used_at=used_at)
+            local = _local(ctx, used_at)
+            return ctx.tell("refused",
+                            f"此二维码已于 {local.month}月{local.day}日 {local:%H:%M} 使用",
+                            f"This code was already used on {local:%d %b %H:%M}",
+                            refusal.reason, used_at=used_at)
         return ctx.refuse(refusal)
 
     def _accept(self, token: Token) -> Feedback:
@@ -160,8 +162,5 @@ class ScanFlow:
                         tx_id=tx.id, svc="ticket", number=number, service=code)
 
 
-def _local(ctx: CartContext, at: str) -> str:
-    from datetime import datetime
-
-    local = datetime.fromtimestamp(parse_rfc3339(at), ctx.cfg.tz)
-    return local.strftime("%d %b %H:%M")
+def _local(ctx: CartContext, at: str) -> datetime:
+    return datetime.fromtimestamp(parse_rfc3339(at), ctx.cfg.tz)

@@ -20,9 +20,9 @@ if TYPE_CHECKING:
 RECEIPT_TYPES = {"parcel.pickup": ("取件", "Parcel pick-up"),
                  "meal.pickup": ("助餐", "Meal"),
                  "ticket.issue": ("排队", "Queue ticket")}
-STATES = {"free": ("空闲", "Free"), "holding": ("有包裹", "Holding a parcel"),
-          "open": ("门开着", "Door open"), "reserved": ("投递中", "Deposit in progress"),
-          "out_of_service": ("停用", "Out of service")}
+STATES = {"free": ("空闲", "Free"), "holding": ("有包裹", "Parcel"),
+          "open": ("门开着", "Open"), "reserved": ("投递中", "Deposit"),
+          "out_of_service": ("停用", "Off")}
 DOORS = {"open": ("开", "open"), "closed": ("关", "closed"), "unknown": ("未知", "unknown")}
 DEVICES = {"scanner": ("扫码器", "Scanner"), "printer": ("打印机", "Printer"),
            "locker": ("柜锁板", "Locker")}

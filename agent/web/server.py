@@ -33,16 +33,31 @@ SECURITY_HEADERS = [
                                 "frame-ancestors 'none'"),
     ("X-Frame-Options", "DENY"),
     ("X-Content-Type-Options", "nosniff"),
-    ("Referrer-Policy", "no-referrer"),
+    # Not no-referrer: under it Chromium sends `Origin: null` on form posts, and the console
+    # refuses POSTs whose Origin is not its own.
+    ("Referrer-Policy", "same-origin"),
 ]
 SESSION_IDLE_S = 15 * 60
 POLL_S = 0.25  # how often the accept loop looks at the stop flag
 
 
+class _ErrorLog:
+    """`wsgi.errors` into the log: bottle writes the traceback of a failed route there."""
+
+    def write(self, text: str) -> None:
+        if text.strip():
+            log.error("a screen request failed:\n%s", text.rstrip())
+
+    def flush(self) -> None:
+        pass
+
+
 def with_security_headers(app: WSGIApp) -> WSGIApp:
-    """Adds the security headers to every answer, error pages and redirects included."""
+    """Adds the security headers to every answer (error pages and redirects included) and
+    sends bottle's tracebacks to the log instead of stderr."""
     def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         static = str(environ.get("PATH_INFO", "")).startswith("/static/")
+        environ["wsgi.errors"] = _ErrorLog()
 
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             # Pages show live state (and the console's form tokens): never from a cache.

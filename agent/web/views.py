@@ -117,6 +117,10 @@ def build_app(web: WebContext) -> Bottle:
             raise refused_page(403, "请求来源不符，未执行", "Request from another site refused; "
                                "nothing was done")
         session = current_session()
+        if session is None and not authenticated:
+            # The login form outlived its session (idle, or the daemon restarted).
+            raise refused_page(403, "页面已过期，请返回重新输入 PIN",
+                               "The page expired; go back and enter the PIN again")
         if session is None or (authenticated and not session.authenticated):
             raise refused_page(403, "请先登录", "Please log in first; nothing was done")
         if not csrf_ok(session, request.forms.getunicode("csrf")):
@@ -169,7 +173,7 @@ def build_app(web: WebContext) -> Bottle:
         return reason
 
     def on_field() -> bool:
-        value = field("on", 1)
+        value = field("on", 8)
         if value not in ("0", "1"):
             raise Refusal("请求无效", "Bad request")
         return value == "1"
@@ -182,7 +186,8 @@ def build_app(web: WebContext) -> Bottle:
         services = [(s.zh, s.en) for s in cfg.ticket_services.values()]
         return render("resident", title="便民服务车 Service cart", cart_id=cfg.cart_id,
                       locker=bool(cfg.locker.enabled and cfg.locker.compartments),
-                      services=services, status=present.resident_status(daemon))
+                      services=services, status=present.resident_status(daemon),
+                      tz=cfg.timezone)
 
     @app.get("/events")
     def events() -> Any:
@@ -213,7 +218,8 @@ def build_app(web: WebContext) -> Bottle:
             session = web.sessions.create()
             set_cookie(session)
         flash, session.flash = session.flash, []
-        until = web.lockout.locked_until()
+        # The lock is said once: by the flash right after a try, by the notice otherwise.
+        until = None if flash else web.lockout.locked_until()
         return render("login", title="工作人员登录 Attendant login", cart_id=daemon.cfg.cart_id,
                       csrf=session.csrf, flash=flash,
                       locked=present.local_time(daemon, until, "%H:%M:%S") if until else "",

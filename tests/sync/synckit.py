@@ -16,6 +16,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.config import AgentConfig, load, overlay
 from agent.store import Store
+from agent.store.transactions import parse_rfc3339
 from agent.sync.commands import CommandError
 from agent.sync.desired import effective_config
 from agent.sync.service import SyncService
@@ -150,12 +151,23 @@ class Watcher:
 
 
 def push(watcher, topic: str, doc: dict | bytes | str) -> dict:
-    """Publish retained and return the first report published after it."""
-    before = len(watcher.on(REPORTED))
+    """Publish retained and return the first report made after it.
+
+    By time, not by count: the retained report from before may still be on its way to a
+    watcher that subscribed a moment ago. The cart reports on connecting, so one is awaited
+    first: then nothing made before the push can arrive after it.
+    """
+    wait_until(lambda: watcher.on(REPORTED), 10, what="the cart's report on connecting")
+    time.sleep(0.01)
+    sent_at = time.time() - 0.001  # reports carry times truncated to the millisecond
     payload = doc if isinstance(doc, bytes | str) else json.dumps(doc)
     watcher.publish(topic, payload, retain=True)
-    wait_until(lambda: len(watcher.on(REPORTED)) > before, 10, what="a config report")
-    return watcher.on(REPORTED)[before]
+
+    def first_after() -> dict | None:
+        return next((r for r in watcher.on(REPORTED) if parse_rfc3339(r["at"]) >= sent_at),
+                    None)
+
+    return wait_until(first_after, 10, what="a config report")
 
 
 def send(watcher, payload: dict | bytes | str) -> dict:

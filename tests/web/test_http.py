@@ -6,10 +6,12 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import socket
 from pathlib import Path
 
 import pytest
 
+from tests.flows_support import Rig
 from tests.support import wait_for
 from tests.web.support import PIN, WebRig, login, request
 
@@ -116,6 +118,21 @@ def test_no_pin_configured_refuses_login(tmp_path: Path) -> None:
         assert rig.store.get_meta("web.pin_failures") is None
     finally:
         rig.stop()
+
+
+def test_port_in_use_is_reported(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        rig = Rig(tmp_path, web={"enabled": True, "port": port})
+        try:
+            web = wait_for(lambda: rig.daemon.supervisor.services().get("web"))
+            wait_for(lambda: "cannot listen on 127.0.0.1:" in (web.health.error or ""),
+                     what="the web service to report the port in use")
+            assert rig.daemon.cart is not None and rig.daemon.cart.health.ok  # the rest runs
+        finally:
+            rig.stop()
 
 
 def test_event_stream_shows_only_public_fields(web_rig: WebRig) -> None:

@@ -43,12 +43,16 @@
     backToIdle = setTimeout(toIdle, IDLE_MS);
   }
 
-  function tick() {
-    var now = new Date();
-    var hh = String(now.getHours()).padStart(2, "0");
-    var mm = String(now.getMinutes()).padStart(2, "0");
-    clock.textContent = hh + ":" + mm;
+  // The cart's configured time zone, so the clock agrees with the times in the answers.
+  var clockFormat;
+  try {
+    clockFormat = new Intl.DateTimeFormat("zh-CN", {timeZone: clock.dataset.tz,
+      hour: "2-digit", minute: "2-digit", hourCycle: "h23"});
+  } catch (e) {
+    clockFormat = new Intl.DateTimeFormat("zh-CN", {hour: "2-digit", minute: "2-digit",
+      hourCycle: "h23"});
   }
+  function tick() { clock.textContent = clockFormat.format(new Date()); }
 
   var source = new EventSource("/events");
   source.addEventListener("feedback", function (e) { show(JSON.parse(e.data)); });
