@@ -75,7 +75,8 @@ class ControlSocket:
         d = self.daemon
         op = req.get("op")
         if op == "ping":
-            yield {"ok": True, "pid": os.getpid(), "cart_id": d.cfg.cart_id}
+            yield {"ok": True, "pid": os.getpid(), "cart_id": d.cfg.cart_id,
+                   "health": d.service_health()}
         elif op == "locker_status":
             locker = d.devices.get("locker")
             states = locker.door_states() if locker is not None else {}

@@ -189,9 +189,15 @@ class Daemon:
                 self._prune()
         return self.shutdown()
 
-    def _snapshot(self, now: float) -> None:
+    def service_health(self) -> dict[str, dict[str, Any]]:
         health = self.supervisor.health()
         health["storage"] = self.storage.snapshot()
+        return health
+
+    def _snapshot(self, now: float) -> None:
+        # Writing the snapshot doubles as the storage probe: a full disk shows here even
+        # when no scan is coming in.
+        health = self.service_health()
         try:
             write_health(self.store, health, now)
             self.storage.set_ok(disk_free_mb=self.disk_free_mb())

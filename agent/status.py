@@ -1,7 +1,7 @@
 """`cart-agent status`: what the store knows, readable with or without the daemon running.
 
-The daemon writes its device health into the store every few seconds (WAL lets this process
-read meanwhile); a snapshot older than STALE_S means the daemon is not running.
+The store is read directly (WAL lets this process read while the daemon writes); live device
+health comes from the running daemon over its control socket.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from agent.config import AgentConfig
 from agent.flows.compartments import Compartments
 from agent.store import Store
 
-STALE_S = 15.0
 DEVICES = ("scanner", "printer", "locker")
 
 
@@ -22,21 +21,18 @@ def write_health(store: Store, health: dict[str, dict[str, Any]], now: float) ->
     store.set_meta("health", json.dumps({"at": now, "services": health}, default=str))
 
 
-def read_health(store: Store, now: float) -> tuple[bool, dict[str, Any]]:
-    raw = store.get_meta("health")
-    if not raw:
-        return False, {}
-    snap = json.loads(raw)
-    return now - float(snap.get("at", 0)) <= STALE_S, snap.get("services", {})
-
-
-def daemon_answers(cfg: AgentConfig) -> bool:
+def live_health(cfg: AgentConfig) -> dict[str, Any] | None:
+    """The running daemon's service health, asked over its control socket; None if no daemon
+    answers. (Asked live because a daemon on a full disk cannot write a snapshot.)"""
     from agent.control import call
 
     try:
-        return any(reply.get("ok") for reply in call(cfg.data_dir, {"op": "ping"}, 3.0))
+        for reply in call(cfg.data_dir, {"op": "ping"}, 3.0):
+            if reply.get("ok"):
+                return dict(reply.get("health") or {})
     except (ConnectionError, OSError, ValueError):
-        return False
+        return None
+    return None
 
 
 def device_view(services: dict[str, Any], running: bool, cfg: AgentConfig) -> dict[str, Any]:
@@ -58,8 +54,9 @@ def collect(cfg: AgentConfig, store: Store, now: float | None = None) -> dict[st
     now = time.time() if now is None else now
     from agent.sync.desired import config_versions
 
-    fresh, services = read_health(store, now)
-    running = fresh and daemon_answers(cfg)
+    services = live_health(cfg)
+    running = services is not None
+    services = services or {}
     versions = config_versions(store)
     return {
         "cart_id": cfg.cart_id,
@@ -70,7 +67,8 @@ def collect(cfg: AgentConfig, store: Store, now: float | None = None) -> dict[st
         "fleet_config_version": versions.get("fleet_config_version"),
         "out_of_service": store.get_meta("out_of_service") == "1",
         "devices": device_view(services, running, cfg),
-        "services": services if running else {},
+        "services": services,
+        "storage": services.get("storage"),
         "print_queue": int(store.query(
             "SELECT COUNT(*) AS n FROM print_jobs WHERE state = 'queued'")[0]["n"]),
         "compartments": [

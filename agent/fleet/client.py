@@ -74,6 +74,9 @@ class FleetClient:
         client.on_message = self._on_message
         client.on_publish = self._on_publish
         client.max_inflight_messages_set(100)
+        # paho reconnects by itself in loop_start mode; its default wait grows to 120 s, too
+        # long for an ingest that carts are waiting on.
+        client.reconnect_delay_set(1, 15)
         return client
 
     def connect(self, timeout_s: float = 5.0) -> None:

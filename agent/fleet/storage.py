@@ -66,7 +66,10 @@ class SqliteStorage:
 
 class PostgresStorage:
     def __init__(self, url: str, table: str = "cart_transactions") -> None:
-        import psycopg
+        try:
+            import psycopg
+        except ImportError:
+            raise StorageError("PostgreSQL needs psycopg 3: install cart-agent[postgres]") from None
 
         self._psycopg = psycopg
         self.url = url

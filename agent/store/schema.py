@@ -72,6 +72,8 @@ SCHEMA_VERSION = len(MIGRATIONS)
 def migrate(conn: sqlite3.Connection) -> int:
     """Bring the database to SCHEMA_VERSION; returns the version it was at."""
     db = sqlite_utils.Database(conn)
+    if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+        return SCHEMA_VERSION  # nothing to write: works on a full disk too (status, reads)
     conn.execute("BEGIN IMMEDIATE")
     try:
         start = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -84,6 +86,7 @@ def migrate(conn: sqlite3.Connection) -> int:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
     return int(start)

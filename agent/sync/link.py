@@ -102,7 +102,8 @@ class Link:
                              protocol=protocol, clean_session=None if protocol == MQTT5 else True)
         client.max_inflight_messages_set(max_inflight)
         client.max_queued_messages_set(0)
-        client.connect_timeout = 5.0
+        # Bounds a blocking connect (a black-holed host) so a stop request is not held up long.
+        client.connect_timeout = 4.0
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -145,7 +146,11 @@ class Link:
     def poll(self, timeout_s: float) -> list[Event]:
         """Run paho's network loop once; returns what happened."""
         if not self.closed:
-            rc = self.client.loop(timeout=timeout_s)
+            try:
+                rc = self.client.loop(timeout=timeout_s)
+            except (OSError, ValueError) as exc:  # e.g. a TLS record error mid-stream
+                rc = MQTTErrorCode.MQTT_ERR_CONN_LOST
+                log.debug("network loop failed: %s", exc)
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS and not self.closed:
                 # loop() reports the loss itself through on_disconnect in most cases; this
                 # covers the rest (e.g. a protocol error before CONNACK).
@@ -158,8 +163,8 @@ class Link:
         if not self.connected:
             return None
         info = self.client.publish(topic, payload, qos=qos, retain=retain)
-        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_QUEUE_SIZE):
-            if info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN:
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            if info.rc in (MQTTErrorCode.MQTT_ERR_NO_CONN, MQTTErrorCode.MQTT_ERR_CONN_LOST):
                 self._lose("connection lost while publishing")
                 return None
             log.warning("publish to %s failed: %s", topic, mqtt.error_string(info.rc))
@@ -191,6 +196,8 @@ class Link:
                 sock.close()
 
     def _lose(self, reason: str) -> None:
+        if self.closed:
+            return  # already reported (paho may say it twice: callback and return code)
         was = self.connected
         self._drop()
         if was:

@@ -109,6 +109,9 @@ class SyncService:
         if not self._online and self._desired.rollback_due():
             self._roll_back()
         if self._link is None:
+            if self._wake.is_set():
+                self._wake.clear()
+                self._next_try = now  # someone asked to sync now: skip the backoff wait once
             if now < self._next_try:
                 stop.wait(min(0.2, self._next_try - now))
             else:
@@ -227,6 +230,13 @@ class SyncService:
         if msg.topic == topics.ack:
             acks.append(msg.payload)
         elif msg.topic == topics.cmd:
+            if msg.retain:
+                # A stored command would fire at every reconnect, maybe hours after it was
+                # sent (an open door nobody is waiting at): commands must be live.
+                log.warning("retained command refused")
+                self._publish(topics.result, encode(answer(
+                    None, False, error="retained commands are refused; publish without retain")))
+                return
             self._publish(topics.result, encode(self._run_command(msg.payload)))
         elif msg.topic == topics.desired:
             self._on_desired("cart", msg.payload)

@@ -96,6 +96,12 @@ def test_carts_are_confined_to_their_own_topics(tmp_path, acl_broker, make_cart,
         wait_until(lambda: any(json.loads(p).get("id") == "p1" for _t, p in results), 5,
                    what="the cart's answer to the fleet")
         wait_until(lambda: cart.pending() == 0, 5, what="the ack")
+        # The fleet-wide desired config reaches the cart through its pattern rule.
+        fleet.publish("carts/_all/config/desired",
+                      json.dumps({"version": 2, "config": {"retention_days": 12}}),
+                      qos=1, retain=True)
+        wait_until(lambda: cart.applied and cart.applied[-1].retention_days == 12, 5,
+                   what="the fleet-wide config")
         time.sleep(0.2)
         assert snooped == []
     finally:

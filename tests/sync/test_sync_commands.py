@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from tests.sync.synckit import RESULT, send
+from tests.sync.synckit import CMD, RESULT, send
 
 
 def done_txs(cart) -> list[dict]:
@@ -113,3 +113,15 @@ def test_bad_commands_are_refused_with_a_reason(broker, make_cart, make_watcher)
     # Refused ids were not burnt: the same id, well formed, runs.
     ok = send(watcher, {"id": "b5", "name": "open_compartment", "args": {"compartment": "A1"}})
     assert ok["ok"] is True and len(cart.executed) == 1
+
+
+def test_a_retained_command_is_refused_not_run_at_reconnect(broker, make_cart, make_watcher):
+    watcher = make_watcher(broker.port, [RESULT])
+    # Left retained on the broker while the cart was away.
+    watcher.publish(CMD, json.dumps({"id": "r-1", "name": "open_compartment",
+                                     "args": {"compartment": "A01"}}), retain=True)
+    cart = make_cart(broker.port).start()
+    cart.wait_online()
+    result = watcher.wait_for(RESULT)
+    assert result["ok"] is False and "retained commands are refused" in result["error"]
+    assert cart.executed == []

@@ -141,3 +141,34 @@ def test_config_that_cuts_the_cart_off_is_rolled_back(broker, make_cart, make_wa
     cart.wait_online()
     assert cart.service.cfg.mqtt.port == broker.port
     assert tx_types(cart) == ["config.applied", "config.rejected"]
+
+
+def test_probation_continues_across_a_restart(broker, make_cart, make_watcher):
+    watcher = make_watcher(broker.port, [REPORTED])
+    cart = make_cart(broker.port).start()
+    cart.wait_online()
+    push(watcher, DESIRED, {"version": 1, "config": {
+        "mqtt": {"port": free_port(), "config_rollback_s": 1.5}}})
+    wait_until(lambda: not cart.service.online(), 5, what="the move to the bad port")
+    cart.stop()
+    # The daemon restarts with the pushed (bad) config in effect, and the clock keeps running.
+    assert effective_config(str(cart.config_path), cart.store).mqtt.port != broker.port
+    cart.start()
+    cart.wait_online(10)
+    assert cart.service.cfg.mqtt.port == broker.port
+    report = watcher.wait_for(REPORTED, lambda d: d["status"] == "rejected")
+    assert "rolled back" in report["errors"][0]
+
+
+def test_a_stored_layer_that_no_longer_fits_the_file_is_left_out(tmp_path, make_cart):
+    cart = make_cart(1883, extra={"locker": {"compartments": [
+        {"id": "A01", "board": 20, "lock": 1}]}})
+    with cart.store.write() as w:
+        for scope, version, doc in [("fleet", 1, {"retention_days": 5}),
+                                    ("cart", 1, {"locker": {"protocol": "kerong"}})]:
+            w.execute("INSERT INTO config_versions(scope, version, document, state, "
+                      "received_at, errors) VALUES (?, ?, ?, 'applied', '', '[]')",
+                      (scope, version, json.dumps(doc)))
+    # kerong boards are 0-15: the cart layer cannot lie over this file any more.
+    cfg = effective_config(str(cart.config_path), cart.store)
+    assert cfg.locker.protocol == "bs" and cfg.retention_days == 5

@@ -74,7 +74,7 @@ def test_a_new_transaction_goes_up_promptly(broker, make_cart, make_watcher, mak
     started = time.monotonic()
     tx_id = cart.record(1)[0]
     wait_until(lambda: tx_id in tx_ids_seen(watcher), 5, interval_s=0.005, what="the tx")
-    assert time.monotonic() - started < 0.8
+    assert time.monotonic() - started < 1.5  # polled every 0.25 s; generous for a busy CI
     cart.service.sync_now()  # a wake with nothing to send is harmless
     wait_until(lambda: cart.pending() == 0, 5, what="the ack")
 

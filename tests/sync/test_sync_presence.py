@@ -36,7 +36,7 @@ def test_status_and_telemetry(broker, make_cart, make_watcher):
 
     # A clean stop says offline itself (a clean DISCONNECT fires no will).
     cart.stop()
-    assert watcher.wait_for(STATUS)["state"] == "offline"
+    watcher.wait_for(STATUS, lambda d: d["state"] == "offline")
     late = make_watcher(broker.port, [STATUS])  # retained: seen by who comes later
     assert late.wait_for(STATUS)["state"] == "offline"
 
