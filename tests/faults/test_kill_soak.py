@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from agent.fleet.ingest import IngestWorker
 from tests.faults.conftest import scale
 from tests.faults.harness import FaultCart, account, no_door_opened_twice
 from tests.faults.lossy_proxy import LossyProxy
-from agent.fleet.ingest import IngestWorker
 from tests.mqtt_broker import MosquittoBroker
 from tests.support import wait_for
 
