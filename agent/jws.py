@@ -82,7 +82,9 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def strict_json_object(raw: bytes, what: str) -> dict[str, Any]:
     try:
         value = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except UnicodeDecodeError:
+        raise JwsError("unreadable", f"{what} is not UTF-8") from None
+    except ValueError as exc:
         raise JwsError("unreadable", f"{what} is not valid JSON: {exc}") from None
     except RecursionError:
         raise JwsError("unreadable", f"{what} is nested too deeply") from None

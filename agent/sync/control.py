@@ -10,7 +10,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agent.jws import JwsError, b64url_decode, key_map, looks_like_jws, verify
+from agent.jws import (
+    JwsError,
+    b64url_decode,
+    key_map,
+    looks_like_jws,
+    strict_json_object,
+    verify,
+)
 
 MAX_CONTROL_BYTES = 256 * 1024
 
@@ -19,27 +26,11 @@ class ControlError(Exception):
     """A down payload refused before its content was looked at; the message is the reason."""
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in out:
-            raise ValueError(f"duplicate member {name!r}")
-        out[name] = value
-    return out
-
-
 def parse_json_object(raw: bytes, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
-    except UnicodeDecodeError:
-        raise ControlError(f"{what} is not UTF-8") from None
-    except RecursionError:
-        raise ControlError(f"{what} is nested too deeply") from None
-    except ValueError as exc:
-        raise ControlError(f"{what} is not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise ControlError(f"{what} is not a JSON object")
-    return value
+        return strict_json_object(raw, what)
+    except JwsError as exc:
+        raise ControlError(str(exc)) from None
 
 
 def read_control(payload: bytes, fleet_keys: dict[str, str], what: str) -> dict[str, Any]:
