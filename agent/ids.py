@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import threading
 import time
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# RFC 4648 base32 (C speed) mapped onto Crockford's alphabet. 20 bytes give exactly 32
+# characters; the last 26 hold the 128-bit value behind two zero bits, as a ULID does.
+_TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET.encode())
 _lock = threading.Lock()
 _last_ms = 0
 _last_rand = 0
@@ -24,7 +28,7 @@ def new_ulid(now_ms: int | None = None) -> str:
             rand = int.from_bytes(os.urandom(10), "big")
         _last_ms, _last_rand = ms, rand
     value = (ms << 80) | rand
-    return "".join(_ALPHABET[(value >> shift) & 31] for shift in range(125, -1, -5))
+    return base64.b32encode(value.to_bytes(20, "big"))[6:].translate(_TO_CROCKFORD).decode()
 
 
 def is_ulid(text: str) -> bool:

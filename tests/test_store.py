@@ -152,3 +152,13 @@ def test_full_disk_refuses_cleanly_and_keeps_committed(tmp_path: Path) -> None:
         store.close()
     finally:
         mount.close()
+
+
+def test_ulids_sort_by_time_and_stay_monotonic() -> None:
+    from agent.ids import is_ulid, new_ulid
+
+    same_ms = [new_ulid(now_ms=1_800_000_000_000) for _ in range(200)]
+    assert same_ms == sorted(same_ms) and len(set(same_ms)) == 200
+    later = new_ulid(now_ms=1_800_000_000_001)
+    assert later > same_ms[-1] and all(is_ulid(u) for u in [*same_ms, later])
+    assert new_ulid(now_ms=5) >= later  # a clock stepping back never breaks the order
