@@ -72,6 +72,12 @@ def table(rows: list[dict[str, Any]]) -> str:
     head = ["benchmark", "value", "unit", "baseline", "ratio"]
     body = []
     for r in rows:
+        if "decoder" in r:  # accuracy rows: correct, silently wrong, not read, speed
+            body.append([f"camera decoder {r['decoder']} ({r['images']} photos)",
+                         f"{r['correct']} ok / {r['wrong']} wrong / "
+                         f"{r['missed'] + r['undecodable']} unread",
+                         f"{r['ms_per_image']} ms/img", "same photos, same run", ""])
+            continue
         value = r.get("value", r.get("p50_ms"))
         unit = r.get("unit", "ms (p50)" if "p50_ms" in r else "")
         if "p99_ms" in r:
