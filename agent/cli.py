@@ -10,7 +10,14 @@ import sys
 from collections.abc import Sequence
 
 from agent import __version__
-from agent.config import AgentConfig, ConfigError, check_data_dir, config_path, load
+from agent.config import (
+    AgentConfig,
+    ConfigError,
+    check_data_dir,
+    check_files,
+    config_path,
+    load,
+)
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -115,7 +122,7 @@ def hash_pin() -> int:
 
 def check_config(path: str | None) -> int:
     cfg = _load(path)
-    problems = check_data_dir(cfg)
+    problems = check_data_dir(cfg) + check_files(cfg)
     if problems:
         for line in problems:
             print(line, file=sys.stderr)

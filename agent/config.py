@@ -321,6 +321,26 @@ def check_data_dir(cfg: AgentConfig) -> list[str]:
     return []
 
 
+def check_files(cfg: AgentConfig) -> list[str]:
+    """Files the config names must be there and readable before the daemon relies on them."""
+    wanted: list[tuple[str, str]] = []
+    m = cfg.mqtt
+    if m.enabled and m.password_file:
+        wanted.append(("mqtt.password_file", m.password_file))
+    if m.enabled and m.tls:
+        wanted += [(f"mqtt.{k}", v) for k, v in (("ca_file", m.ca_file),
+                                                 ("cert_file", m.cert_file),
+                                                 ("key_file", m.key_file)) if v]
+    problems = []
+    for key, name in wanted:
+        path = Path(name)
+        if not path.is_file():
+            problems.append(f"{key}: {name} does not exist")
+        elif not os.access(path, os.R_OK):
+            problems.append(f"{key}: {name} is not readable")
+    return problems
+
+
 def mqtt_password(cfg: MqttConfig) -> str | None:
     if cfg.password_file:
         try:

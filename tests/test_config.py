@@ -149,3 +149,13 @@ def test_config_from_environment(tmp_path: Path) -> None:
                          text=True, timeout=60, cwd=REPO,
                          env={**os.environ, "CART_AGENT_CONFIG": str(cfg)})
     assert out.returncode == 0 and "bc-test" in out.stdout
+
+
+def test_named_files_must_exist(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "tls.toml", offline_config(tmp_path, mqtt={
+        "enabled": True, "tls": True, "ca_file": str(tmp_path / "missing-ca.crt"),
+        "password_file": str(tmp_path / "missing-pw")}))
+    out = cli("check-config", "-c", str(cfg))
+    assert out.returncode == 2
+    assert f"mqtt.ca_file: {tmp_path / 'missing-ca.crt'} does not exist" in out.stderr
+    assert "mqtt.password_file:" in out.stderr
