@@ -73,6 +73,16 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float = 10.0, interval_s: 
         time.sleep(interval_s)
 
 
+def wait_until(predicate: Callable[[], object], timeout_s: float = 3.0) -> bool:
+    """Poll until true; returns the final answer (for `assert wait_until(...)`)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return bool(predicate())
+
+
 def can_mount() -> bool:
     import os
     import shutil

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,18 +26,10 @@ from agent.devices.printer.service import PaperOut, PrinterError, PrinterOffline
 from agent.devices.printer.status import check_status_byte, parse_status, status_bytes
 from agent.devices.sim.printer import PrinterSimulator
 from agent.supervisor import Backoff, Supervisor
+from tests.support import wait_until
 
 AT = datetime(2024, 5, 1, 4, 30, tzinfo=UTC)  # 12:30 in Asia/Shanghai
 TX = "01HZ0000000000000000000000"
-
-
-def wait_until(predicate: Callable[[], object], timeout_s: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return bool(predicate())
 
 
 def pickup_receipt(**changes: object) -> Receipt:

@@ -7,7 +7,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +26,7 @@ from agent.devices.scanner.lines import (
 from agent.devices.scanner.serial_scanner import SerialScanner
 from agent.devices.sim.scanner import ScannerSimulator
 from agent.supervisor import Backoff, Supervisor
-
-
-def wait_until(predicate: Callable[[], object], timeout_s: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return bool(predicate())
-
+from tests.support import wait_until
 
 # -- LineReader -------------------------------------------------------------------------------
 

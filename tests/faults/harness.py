@@ -106,6 +106,17 @@ def account(cart: FaultCart, ingest_db: Path) -> dict[str, int]:
             "types": len({row[2] for row in local})}
 
 
+def drain_and_account(cart: FaultCart, ingest: IngestWorker, ingest_db: Path,
+                      what: str) -> dict[str, int]:
+    """Let the last agent drain its backlog, stop it cleanly, then account at the ingest."""
+    wait_for(lambda: cart.pending() == 0, timeout_s=120, interval_s=0.2,
+             what=f"the backlog to drain after {what}")
+    wait_for(lambda: ingest.count() >= len(cart.query("SELECT id FROM transactions")),
+             timeout_s=30, what="ingest to store everything")
+    assert cart.stop() == 0
+    return account(cart, ingest_db)
+
+
 def no_door_opened_twice(cart: FaultCart) -> int:
     """Each meal token names a compartment: it may open it once at most."""
     meals = [json.loads(row[0]) for row in

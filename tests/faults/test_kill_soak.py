@@ -13,10 +13,9 @@ import pytest
 
 from agent.fleet.ingest import IngestWorker
 from tests.faults.conftest import scale
-from tests.faults.harness import FaultCart, account, no_door_opened_twice
+from tests.faults.harness import FaultCart, drain_and_account, no_door_opened_twice
 from tests.faults.lossy_proxy import LossyProxy
 from tests.mqtt_broker import MosquittoBroker
-from tests.support import wait_for
 
 
 class ScanStream:
@@ -52,6 +51,7 @@ class ScanStream:
         self.thread.join(5)
 
 
+@pytest.mark.timeout(scale(240, 3600))
 def test_kill_9_soak_with_broker_and_ingest(tmp_path: Path) -> None:
     kills = scale(12, 250)
     rng = random.Random(2026)
@@ -67,12 +67,7 @@ def test_kill_9_soak_with_broker_and_ingest(tmp_path: Path) -> None:
             cart.kill9()
         stream.close()
         cart.start()
-        wait_for(lambda: cart.pending() == 0, timeout_s=120, interval_s=0.2,
-                 what="the backlog to drain after the last restart")
-        wait_for(lambda: ingest.count() >= len(cart.query("SELECT id FROM transactions")),
-                 timeout_s=30, what="ingest to store everything")
-        assert cart.stop() == 0
-        totals = account(cart, tmp_path / "ingest.db")
+        totals = drain_and_account(cart, ingest, tmp_path / "ingest.db", "the last restart")
         openings = no_door_opened_twice(cart)
         assert totals["transactions"] > kills  # the stream really produced work between kills
         print(f"\nkill soak: {cart.kills} kills, {stream.sent} scans sent, "
@@ -86,6 +81,7 @@ def test_kill_9_soak_with_broker_and_ingest(tmp_path: Path) -> None:
         broker.close()
 
 
+@pytest.mark.timeout(scale(240, 1200))
 @pytest.mark.parametrize("fault", ["stop", "kill", "cut_link", "stall_link"])
 def test_broker_and_link_faults_mid_stream(tmp_path: Path, fault: str) -> None:
     broker = MosquittoBroker(tmp_path / "broker").start()
@@ -112,12 +108,7 @@ def test_broker_and_link_faults_mid_stream(tmp_path: Path, fault: str) -> None:
                 time.sleep(6.0)
                 proxy.stalled = False
         stream.close()
-        wait_for(lambda: cart.pending() == 0, timeout_s=90, interval_s=0.2,
-                 what=f"the backlog to drain after {fault}")
-        wait_for(lambda: ingest.count() >= len(cart.query("SELECT id FROM transactions")),
-                 timeout_s=30, what="ingest to store everything")
-        assert cart.stop() == 0
-        totals = account(cart, tmp_path / "ingest.db")
+        totals = drain_and_account(cart, ingest, tmp_path / "ingest.db", fault)
         assert totals["transactions"] > 10
         no_door_opened_twice(cart)
     finally:
