@@ -53,7 +53,10 @@ class LossyProxy:
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
     def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
-        src.settimeout(0.2)
+        try:
+            src.settimeout(0.2)
+        except OSError:      # the other direction already closed both sockets
+            return
         while not self._stop.is_set():
             try:
                 data = src.recv(65536)
