@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,18 +17,10 @@ from agent.devices.lockboard.frames import BoardTimeout, FrameError, LockAddress
 from agent.devices.lockboard.locker import DoorEvent, LockerService
 from agent.devices.sim.lockbus import LockBusSimulator
 from agent.supervisor import Backoff, Supervisor
+from tests.support import wait_until
 
 A = LockAddress
 OPEN_S, STATUS_S = 0.3, 0.15  # short driver timeouts keep the suite fast
-
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 @pytest.fixture(params=["bs", "kerong"])

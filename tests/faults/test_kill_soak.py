@@ -7,7 +7,10 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,16 +54,32 @@ class ScanStream:
         self.thread.join(5)
 
 
+@contextmanager
+def fleet(tmp_path: Path, proxy_seed: int, stream_seed: int,
+          **link: Any) -> Iterator[tuple[MosquittoBroker, LossyProxy, IngestWorker, FaultCart,
+                                         ScanStream]]:
+    """Broker, a lossy link in front of it, the ingest, a cart process and a scan stream."""
+    broker = MosquittoBroker(tmp_path / "broker").start()
+    proxy = LossyProxy(broker.port, seed=proxy_seed, **link)
+    ingest = IngestWorker(port=broker.port, db_url=str(tmp_path / "ingest.db")).start()
+    cart = FaultCart(tmp_path, proxy.port)
+    stream = ScanStream(cart, seed=stream_seed)
+    try:
+        yield broker, proxy, ingest, cart, stream
+    finally:
+        stream.close()
+        cart.close()
+        ingest.stop()
+        proxy.close()
+        broker.close()
+
+
 @pytest.mark.timeout(scale(240, 3600))
 def test_kill_9_soak_with_broker_and_ingest(tmp_path: Path) -> None:
     kills = scale(12, 250)
     rng = random.Random(2026)
-    broker = MosquittoBroker(tmp_path / "broker").start()
-    proxy = LossyProxy(broker.port, seed=3, delay_ms=(0, 20), drop_per_chunk=0.02)
-    ingest = IngestWorker(port=broker.port, db_url=str(tmp_path / "ingest.db")).start()
-    cart = FaultCart(tmp_path, proxy.port)
-    stream = ScanStream(cart, seed=7)
-    try:
+    with fleet(tmp_path, 3, 7, delay_ms=(0, 20), drop_per_chunk=0.02) as (
+            _broker, proxy, ingest, cart, stream):
         for _ in range(kills):
             cart.start()
             time.sleep(rng.uniform(0.2, 1.2))
@@ -73,23 +92,12 @@ def test_kill_9_soak_with_broker_and_ingest(tmp_path: Path) -> None:
         print(f"\nkill soak: {cart.kills} kills, {stream.sent} scans sent, "
               f"{totals['transactions']} transactions stored once each, {openings} openings, "
               f"{proxy.drops} link drops")
-    finally:
-        stream.close()
-        cart.close()
-        ingest.stop()
-        proxy.close()
-        broker.close()
 
 
 @pytest.mark.timeout(scale(240, 1200))
 @pytest.mark.parametrize("fault", ["stop", "kill", "cut_link", "stall_link"])
 def test_broker_and_link_faults_mid_stream(tmp_path: Path, fault: str) -> None:
-    broker = MosquittoBroker(tmp_path / "broker").start()
-    proxy = LossyProxy(broker.port, seed=5, delay_ms=(0, 30))
-    ingest = IngestWorker(port=broker.port, db_url=str(tmp_path / "ingest.db")).start()
-    cart = FaultCart(tmp_path, proxy.port)
-    stream = ScanStream(cart, seed=11)
-    try:
+    with fleet(tmp_path, 5, 11, delay_ms=(0, 30)) as (broker, proxy, ingest, cart, stream):
         cart.start()
         for _ in range(scale(2, 10)):
             time.sleep(1.0)
@@ -111,9 +119,3 @@ def test_broker_and_link_faults_mid_stream(tmp_path: Path, fault: str) -> None:
         totals = drain_and_account(cart, ingest, tmp_path / "ingest.db", fault)
         assert totals["transactions"] > 10
         no_door_opened_twice(cart)
-    finally:
-        stream.close()
-        cart.close()
-        ingest.stop()
-        proxy.close()
-        broker.close()
