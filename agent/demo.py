@@ -26,7 +26,7 @@ from agent.config import load
 from agent.control import call
 from agent.devices.escpos_decode import decode_escpos
 from agent.devices.sim.cart import SimulatedCart
-from agent.fleet.keys import issue_token, read_signing_key
+from fleet.keys import issue_token, read_signing_key
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "config" / "demo.toml"

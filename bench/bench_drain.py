@@ -50,7 +50,7 @@ def fill(store: Store, n: int) -> None:
 
 def start_ingest(port: int, db: Path) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "agent.fleet.cli", "ingest", "--port", str(port), "--db",
+        [sys.executable, "-m", "fleet.cli", "ingest", "--port", str(port), "--db",
          str(db)], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     assert proc.stderr is not None
     deadline = time.monotonic() + 15

@@ -21,9 +21,9 @@ from agent import jws
 from agent.config import validate
 from agent.daemon import Daemon
 from agent.devices.sim.cart import COMPARTMENTS, SimulatedCart
-from agent.fleet.keys import issue_token
 from agent.store import Store
 from agent.systemd import Notifier
+from fleet.keys import issue_token
 
 
 def _percentile(values: list[float], q: float) -> float:

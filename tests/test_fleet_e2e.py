@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from agent.fleet.ingest import IngestWorker
+from fleet.ingest import IngestWorker
 from tests.flows_support import Rig
 from tests.mqtt_broker import MosquittoBroker
 from tests.support import wait_for
@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def fleet(port: int, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "agent.fleet.cli", *args, "--port", str(port)],
+    return subprocess.run([sys.executable, "-m", "fleet.cli", *args, "--port", str(port)],
                           cwd=REPO, capture_output=True, text=True, timeout=60)
 
 

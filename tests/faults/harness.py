@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.devices.sim.cart import SimulatedCart
-from agent.fleet.ingest import IngestWorker
+from fleet.ingest import IngestWorker
 from tests.flows_support import Issuer
 from tests.mqtt_broker import MosquittoBroker
 from tests.support import offline_config, wait_for, write_config

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from agent.fleet.ingest import IngestWorker
+from fleet.ingest import IngestWorker
 from tests.faults.conftest import scale
 from tests.faults.harness import FaultCart, drain_and_account, no_door_opened_twice
 from tests.faults.lossy_proxy import LossyProxy

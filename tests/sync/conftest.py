@@ -10,7 +10,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from agent.fleet.ingest import IngestWorker
+from fleet.ingest import IngestWorker
 from tests.mqtt_broker import MosquittoBroker
 from tests.support import write_config
 from tests.sync.synckit import PREFIX, Cart, Watcher, cart_document

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.fleet.cli import main
 from agent.jws import key_map, verify
+from fleet.cli import main
 from tests.mqtt_broker import free_port
 from tests.sync.synckit import CART, REPORTED, wait_until
 

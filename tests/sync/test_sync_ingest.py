@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
-from agent.fleet.ingest import IngestWorker
+from fleet.ingest import IngestWorker
 from tests.mqtt_broker import AmqttBroker
+from tests.postgres_cluster import PostgresCluster, postgres_cluster
 from tests.sync.synckit import CART, PREFIX, wait_until
 
-PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 ACK = f"{PREFIX}/{CART}/tx/ack"
 
 
@@ -58,22 +59,15 @@ def test_ingest_drops_bad_payloads_and_keeps_going(broker, make_ingest, make_wat
     assert ingest.count() == 1 and ingest.stats.duplicates == 1
 
 
-def _postgres_available() -> str | None:
-    try:
-        import psycopg
-
-        with psycopg.connect(PG_URL, connect_timeout=2):
-            return None
-    except Exception as exc:  # any failure means: no server to test against
-        return f"no PostgreSQL at 127.0.0.1:5432 ({type(exc).__name__})"
+@pytest.fixture(scope="module")
+def pg() -> Iterator[PostgresCluster]:
+    with postgres_cluster() as cluster:
+        yield cluster
 
 
-def test_postgresql_ingest(broker, make_cart, make_watcher):
-    reason = _postgres_available()
-    if reason:
-        pytest.skip(reason)
+def test_postgresql_ingest(pg, broker, make_cart, make_watcher):
     table = f"cart_tx_{uuid.uuid4().hex[:10]}"
-    worker = IngestWorker("127.0.0.1", broker.port, PREFIX, PG_URL, table=table).start()
+    worker = IngestWorker("127.0.0.1", broker.port, PREFIX, pg.url, table=table).start()
     try:
         watcher = make_watcher(broker.port, [ACK])
         cart = make_cart(broker.port, batch_max_count=50).start()

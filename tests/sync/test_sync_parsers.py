@@ -10,12 +10,12 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.fleet.ingest import BadPayload, parse_tx_message
 from agent.ids import new_ulid
 from agent.store import Store, Tx
 from agent.sync.commands import CommandDesk
 from agent.sync.control import ControlError, read_control
 from agent.sync.outbox import encode_batch, parse_ack
+from fleet.ingest import BadPayload, parse_tx_message
 
 SETTINGS = settings(max_examples=200, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.fleet.keys import keygen, read_signing_key
 from agent.jws import sign
+from fleet.keys import keygen, read_signing_key
 from tests.sync.synckit import CART, DESIRED, FLEET, REPORTED, RESULT, push, send
 
 

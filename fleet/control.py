@@ -13,12 +13,12 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.config import CART_ID_PATTERN
-from agent.fleet.client import BrokerOptions, FleetClient
-from agent.fleet.keys import BadInput, parse_value
 from agent.ids import new_ulid
 from agent.jws import sign
 from agent.sync.commands import SIGNATURES
 from agent.sync.topics import FLEET_SCOPE
+from fleet.client import BrokerOptions, FleetClient
+from fleet.keys import BadInput, parse_value
 
 Signer = tuple[Ed25519PrivateKey, str]  # key, kid
 

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.config import CART_ID_PATTERN
-from agent.fleet.client import BrokerOptions, FleetClient
-from agent.fleet.storage import Row, StorageError, open_storage
 from agent.ids import is_ulid
 from agent.store.transactions import parse_rfc3339, rfc3339
+from fleet.client import BrokerOptions, FleetClient
+from fleet.storage import Row, StorageError, open_storage
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agent.fleet.client import BrokerOptions, FleetError
-from agent.fleet.control import (
+from fleet.client import BrokerOptions, FleetError
+from fleet.control import (
     Signer,
     check_cart,
     collect_status,
@@ -28,7 +28,7 @@ from agent.fleet.control import (
     read_config_file,
     send_command,
 )
-from agent.fleet.keys import (
+from fleet.keys import (
     BadInput,
     check_kid,
     issue_token,
@@ -171,8 +171,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from agent.fleet.ingest import IngestWorker
-    from agent.fleet.storage import StorageError
+    from fleet.ingest import IngestWorker
+    from fleet.storage import StorageError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     opts = _options(args)
