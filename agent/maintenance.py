@@ -78,7 +78,7 @@ def locker_status(cfg: AgentConfig, comp_id: str | None) -> int:
                     except LockBoardError as exc:
                         errors[board] = str(exc)
         except (LockBoardError, OSError) as exc:
-            return _fail(f"locker bus {lk.port}: {exc}")
+            return _fail(f"locker: {exc}")
     failed = False
     for comp in comps:
         closed = doors.get(f"{comp.board}:{comp.lock}")
@@ -101,7 +101,11 @@ def locker_open(cfg: AgentConfig, comp_id: str, reason: str) -> int:
             "ok": False, "error": "no answer from the agent"}
         if not reply.get("ok"):
             return _fail(str(reply.get("error")))
-        print(f"{comp_id} opened (recorded as {reply['result']['tx_id']})")
+        result = reply["result"]
+        if result.get("outcome") == "unknown":
+            return _fail(f"{comp_id}: no answer from the lock board; not sent again, the agent "
+                         f"is watching the door (recorded as {result['tx_id']})")
+        print(f"{comp_id} opened (recorded as {result['tx_id']})")
         return EXIT_OK
     from agent.devices.lockboard.bus import LockBus
     from agent.devices.lockboard.frames import LockAddress, LockBoardError
@@ -112,24 +116,48 @@ def locker_open(cfg: AgentConfig, comp_id: str, reason: str) -> int:
                                           "source": "cli"})
     except StoreError as exc:
         return _fail(f"cannot record the opening, nothing opened: {exc}")
+    from agent.flows.open_outcome import confirm_window_s
+
     lk = cfg.locker
+    address = LockAddress(comp.board, comp.lock)
     try:
         with LockBus(lk.port, lk.protocol, lk.baudrate, lk.closed_bit, lk.open_timeout_s,
                      lk.status_timeout_s) as bus:
-            result = bus.open_lock(LockAddress(comp.board, comp.lock))
+            result = bus.open_lock(address)
+            if result.outcome == "unknown":  # never sent again: watch the door instead
+                result = _watch_door(bus, address, result, confirm_window_s(lk))
     except (LockBoardError, OSError) as exc:
         store.record("locker.open_failed", {"compartment": comp_id, "error": str(exc),
                                             "tx_id": tx.id})
         store.close()
-        return _fail(f"locker bus {lk.port}: {exc}")
+        return _fail(f"locker: {exc}")
+    data = {"compartment": comp_id, "purpose": "manual", "tx_id": tx.id}
+    if result.outcome == "unknown":
+        store.record("locker.open_unconfirmed", {**data, "why": result.error})
+        store.close()
+        return _fail(f"{comp_id}: not confirmed open ({result.error}); check the door")
     if not result.released:
-        store.record("locker.open_failed", {"compartment": comp_id, "error": result.error,
-                                            "tx_id": tx.id})
+        store.record("locker.open_failed", {**data, "error": result.error})
         store.close()
         return _fail(f"{comp_id} did not open: {result.error or 'lock did not release'}")
+    if result.reply_lost:
+        store.record("locker.open_confirmed", {**data, "evidence": "door seen open"})
     store.close()
     print(f"{comp_id} opened (recorded as {tx.id})")
     return EXIT_OK
+
+
+def _watch_door(bus: Any, address: Any, result: Any, window_s: float) -> Any:
+    import dataclasses
+    import time
+
+    deadline = time.monotonic() + window_s
+    while time.monotonic() < deadline:
+        if bus.door_closed(address) is False:
+            return dataclasses.replace(result, outcome="released", door_open=True, error=None,
+                                       reply_lost=True)
+        time.sleep(0.2)
+    return result
 
 
 def print_test(cfg: AgentConfig) -> int:
@@ -194,7 +222,7 @@ def _scan_direct(cfg: AgentConfig, count: int) -> int:
     worker.start()
     while not done.wait(0.2):
         if not worker.is_alive():
-            return _fail(f"scanner {cfg.scanner.port}: {health.error}")
+            return _fail(f"scanner: {health.error}")
     return EXIT_OK
 
 
