@@ -49,8 +49,8 @@ def build_printer(cfg: AgentConfig) -> Any:
     pr = cfg.printer
     if pr.kind == "none":
         return None
-    from agent.devices.printer.receipt import PrinterProfile
     from agent.devices.printer.service import PrinterService
+    from agent.flows.receipts import printer_profile
 
     return PrinterService(
         kind=pr.kind,
@@ -58,7 +58,7 @@ def build_printer(cfg: AgentConfig) -> Any:
         baudrate=pr.baudrate, host=pr.host or None,
         tcp_port=pr.port if isinstance(pr.port, int) else None,
         path=pr.path or None, vendor_id=pr.vendor_id, product_id=pr.product_id,
-        profile=PrinterProfile(width_chars=pr.width_chars, native_qr=pr.native_qr),
+        profile=printer_profile(pr),
     )
 
 
