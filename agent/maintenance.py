@@ -13,6 +13,7 @@ from agent.control import call
 from agent.store import Store, StoreError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+SCANNER_STOP_S = 10.0  # a camera's blocking read gives up within ~1 s
 
 
 def _daemon(cfg: AgentConfig, request: dict[str, Any]) -> list[dict[str, Any]] | None:
@@ -220,9 +221,15 @@ def _scan_direct(cfg: AgentConfig, count: int) -> int:
     health: Health = scanner.health
     worker = threading.Thread(target=_run_until, args=(scanner, done), daemon=True)
     worker.start()
-    while not done.wait(0.2):
-        if not worker.is_alive():
-            return _fail(f"scanner: {health.error}")
+    try:
+        while not done.wait(0.2):
+            if not worker.is_alive():
+                return _fail(f"scanner: {health.error}")
+    finally:
+        # The scanner's thread must end (and a camera be released) before the process does:
+        # exiting under a running OpenCV capture aborts the process.
+        done.set()
+        worker.join(SCANNER_STOP_S)
     return EXIT_OK
 
 
@@ -230,4 +237,6 @@ def _run_until(scanner: Any, done: threading.Event) -> None:
     try:
         scanner.run(done)
     except Exception as exc:  # reported by the caller through the scanner's health
-        scanner.health.set_error(f"{type(exc).__name__}: {exc}")
+        # A device error already says which device and why; anything else gets its type.
+        scanner.health.set_error(str(exc) if isinstance(exc, OSError)
+                                 else f"{type(exc).__name__}: {exc}")

@@ -26,3 +26,7 @@ def cause(exc: BaseException) -> str:
 
 def cannot_open(device: str, exc: BaseException) -> str:
     return f"cannot open {device}: {cause(exc)}"
+
+
+class DeviceUnavailable(OSError):
+    """A device that cannot be opened or used; the message names it once, with the cause."""

@@ -322,3 +322,15 @@ def test_network_printer_prints_and_reports_paper_out() -> None:
         service.close()
     finally:
         printer.close()
+
+
+def test_transport_errors_name_the_device_once(tmp_path: Path) -> None:
+    from agent.devices.printer.transport import FileTransport, SerialTransport, TransportError
+
+    missing = str(tmp_path / "cart-printer")
+    with pytest.raises(TransportError) as serial_info:
+        SerialTransport(missing, 9600).open()
+    assert str(serial_info.value) == f"cannot open {missing}: No such file or directory"
+    with pytest.raises(TransportError) as file_info:
+        FileTransport("/dev/no-such-lp0").open()
+    assert str(file_info.value) == "cannot open /dev/no-such-lp0: No such file or directory"

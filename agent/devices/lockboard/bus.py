@@ -88,6 +88,8 @@ class LockBus:
         self._lock = threading.Lock()  # one exchange on the bus at a time
         self._serial: serial.Serial | None = None
         self._health: dict[int, _BoardHealth] = {}
+        # kerong: whether a board answers an unlock at all (learnt on the first unlock).
+        self.unlock_answers: dict[int, bool] = {}
         self._health_lock = threading.Lock()  # board_health() must not wait for an exchange
 
     # -- port ------------------------------------------------------------------------------

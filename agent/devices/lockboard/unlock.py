@@ -118,16 +118,22 @@ def _open_then_watch(bus: LockBus, address: LockAddress) -> OpenResult:
 
     note = None
     closed: bool | None = None
+    # Listen before polling: a board that answers an unlock must finish before the bus is
+    # ours again (half duplex). Silence is the usual answer: a board that stayed silent once
+    # is not waited for again (its firmware does not change), so only the first unlock pays.
+    listen = bus.unlock_answers.get(board, True)
     try:
-        # Listen before polling: a board that answers an unlock must finish before the bus
-        # is ours again (half duplex). Silence is the usual answer and costs the board nothing.
         answer = bus.exchange(board, bus.codec.encode_open(board, lock),
-                              min(bus.status_timeout_s, UNLOCK_LISTEN_S), answers_unlock,
-                              silence_ok=True)
+                              min(bus.status_timeout_s, UNLOCK_LISTEN_S),
+                              answers_unlock if listen else None, silence_ok=True)
     except FrameError as exc:
         answer, note = None, f"a garbled answer to the unlock was ignored ({exc})"
+        bus.unlock_answers[board] = True
     except LockerUnavailable as exc:
         return _sent_then_failed(address, exc)
+    else:
+        if listen:
+            bus.unlock_answers[board] = answer is not None
     if isinstance(answer, UnlockEcho):
         note = "the board echoed the unlock"
     elif isinstance(answer, StatusReply):
