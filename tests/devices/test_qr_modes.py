@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.devices.scanner import qr_segments as Q
 
@@ -115,3 +117,23 @@ def test_blackbox_photos_in_kanji_and_hanzi_mode(name: str, text: str, charset: 
     (decoded,) = decode_image(image, "zxing")
     assert (decoded.text, decoded.charset) == (text, charset)
     assert (SUBSET / name).with_suffix(".txt").read_text(encoding="utf-8") == text
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 12), st.sampled_from("LMQH"), st.integers(0, 7), st.randoms())
+def test_any_module_matrix_reads_or_is_refused(version: int, level: str, mask: int,
+                                               rng: random.Random) -> None:
+    n = Q.size(version)
+    matrix = [[rng.random() < 0.5 for _ in range(n)] for _ in range(n)]
+    try:
+        segments = Q.segments_from_matrix(matrix, version, level, mask)
+    except Q.QrFormatError:
+        return
+    assert all(s.mode in ("numeric", "alphanumeric", "byte", "kanji", "hanzi") for s in segments)
+
+
+def test_degenerate_corners_sample_nothing() -> None:
+    from agent.devices.scanner.qr_sample import sample
+
+    image = cv2.imread(str(SUBSET / "qrcode-2/31.png"), cv2.IMREAD_GRAYSCALE)
+    assert sample(image, [(10.0, 10.0)] * 4, 3) is None

@@ -35,10 +35,13 @@ def sample(gray: Any, corners: list[tuple[float, float]], version: int) -> Matri
     side = n * PX
     src = np.array(corners, dtype=np.float32)
     dst = np.array([[0, 0], [side, 0], [side, side], [0, side]], dtype=np.float32)
-    warp = cv2.getPerspectiveTransform(src, dst)
-    img = cv2.warpPerspective(gray, warp, (side, side), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_REPLICATE)
-    _, binary = cv2.threshold(img, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    try:
+        warp = cv2.getPerspectiveTransform(src, dst)
+        img = cv2.warpPerspective(gray, warp, (side, side), flags=cv2.INTER_LINEAR,
+                                  borderMode=cv2.BORDER_REPLICATE)
+        _, binary = cv2.threshold(img, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    except cv2.error:
+        return None  # degenerate corners: nothing to sample
     # The mean of the module's middle: a little blur or misregistration does not flip it.
     cells = binary.reshape(n, PX, n, PX)[:, PX // 4: PX - PX // 4, :, PX // 4: PX - PX // 4]
     dark = cells.mean(axis=(1, 3)) < 128
