@@ -85,6 +85,20 @@ class PrinterConfig(Strict):
     product_id: Annotated[int, Field(ge=0, le=0xFFFF)] | None = None
     width_chars: Literal[32, 42, 48] = 32
     native_qr: bool = True
+    # What the printer's Chinese mode encodes; characters outside it print as an image drawn
+    # with `font_path` (one font file, or a list tried in order for each character).
+    charset: Literal["gb18030", "gbk"] = "gb18030"
+    font_path: Annotated[str, Field(min_length=1, max_length=4096)] | Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=4096)]],
+        Field(min_length=1, max_length=8)] = [
+        "/usr/share/fonts/truetype/hanazono/HanaMinA.ttf",
+        "/usr/share/fonts/truetype/hanazono/HanaMinB.ttf",
+        "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+    ]
+
+    @property
+    def font_paths(self) -> tuple[str, ...]:
+        return (self.font_path,) if isinstance(self.font_path, str) else tuple(self.font_path)
 
     @model_validator(mode="after")
     def _per_kind(self) -> PrinterConfig:

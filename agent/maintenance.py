@@ -13,6 +13,7 @@ from agent.control import call
 from agent.store import Store, StoreError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+SCANNER_STOP_S = 10.0  # a camera's blocking read gives up within ~1 s
 
 
 def _daemon(cfg: AgentConfig, request: dict[str, Any]) -> list[dict[str, Any]] | None:
@@ -78,7 +79,7 @@ def locker_status(cfg: AgentConfig, comp_id: str | None) -> int:
                     except LockBoardError as exc:
                         errors[board] = str(exc)
         except (LockBoardError, OSError) as exc:
-            return _fail(f"locker bus {lk.port}: {exc}")
+            return _fail(f"locker: {exc}")
     failed = False
     for comp in comps:
         closed = doors.get(f"{comp.board}:{comp.lock}")
@@ -101,7 +102,11 @@ def locker_open(cfg: AgentConfig, comp_id: str, reason: str) -> int:
             "ok": False, "error": "no answer from the agent"}
         if not reply.get("ok"):
             return _fail(str(reply.get("error")))
-        print(f"{comp_id} opened (recorded as {reply['result']['tx_id']})")
+        result = reply["result"]
+        if result.get("outcome") == "unknown":
+            return _fail(f"{comp_id}: no answer from the lock board; not sent again, the agent "
+                         f"is watching the door (recorded as {result['tx_id']})")
+        print(f"{comp_id} opened (recorded as {result['tx_id']})")
         return EXIT_OK
     from agent.devices.lockboard.bus import LockBus
     from agent.devices.lockboard.frames import LockAddress, LockBoardError
@@ -112,24 +117,48 @@ def locker_open(cfg: AgentConfig, comp_id: str, reason: str) -> int:
                                           "source": "cli"})
     except StoreError as exc:
         return _fail(f"cannot record the opening, nothing opened: {exc}")
+    from agent.flows.open_outcome import confirm_window_s
+
     lk = cfg.locker
+    address = LockAddress(comp.board, comp.lock)
     try:
         with LockBus(lk.port, lk.protocol, lk.baudrate, lk.closed_bit, lk.open_timeout_s,
                      lk.status_timeout_s) as bus:
-            result = bus.open_lock(LockAddress(comp.board, comp.lock))
+            result = bus.open_lock(address)
+            if result.outcome == "unknown":  # never sent again: watch the door instead
+                result = _watch_door(bus, address, result, confirm_window_s(lk))
     except (LockBoardError, OSError) as exc:
         store.record("locker.open_failed", {"compartment": comp_id, "error": str(exc),
                                             "tx_id": tx.id})
         store.close()
-        return _fail(f"locker bus {lk.port}: {exc}")
+        return _fail(f"locker: {exc}")
+    data = {"compartment": comp_id, "purpose": "manual", "tx_id": tx.id}
+    if result.outcome == "unknown":
+        store.record("locker.open_unconfirmed", {**data, "why": result.error})
+        store.close()
+        return _fail(f"{comp_id}: not confirmed open ({result.error}); check the door")
     if not result.released:
-        store.record("locker.open_failed", {"compartment": comp_id, "error": result.error,
-                                            "tx_id": tx.id})
+        store.record("locker.open_failed", {**data, "error": result.error})
         store.close()
         return _fail(f"{comp_id} did not open: {result.error or 'lock did not release'}")
+    if result.reply_lost:
+        store.record("locker.open_confirmed", {**data, "evidence": "door seen open"})
     store.close()
     print(f"{comp_id} opened (recorded as {tx.id})")
     return EXIT_OK
+
+
+def _watch_door(bus: Any, address: Any, result: Any, window_s: float) -> Any:
+    import dataclasses
+    import time
+
+    deadline = time.monotonic() + window_s
+    while time.monotonic() < deadline:
+        if bus.door_closed(address) is False:
+            return dataclasses.replace(result, outcome="released", door_open=True, error=None,
+                                       reply_lost=True)
+        time.sleep(0.2)
+    return result
 
 
 def print_test(cfg: AgentConfig) -> int:
@@ -192,9 +221,15 @@ def _scan_direct(cfg: AgentConfig, count: int) -> int:
     health: Health = scanner.health
     worker = threading.Thread(target=_run_until, args=(scanner, done), daemon=True)
     worker.start()
-    while not done.wait(0.2):
-        if not worker.is_alive():
-            return _fail(f"scanner {cfg.scanner.port}: {health.error}")
+    try:
+        while not done.wait(0.2):
+            if not worker.is_alive():
+                return _fail(f"scanner: {health.error}")
+    finally:
+        # The scanner's thread must end (and a camera be released) before the process does:
+        # exiting under a running OpenCV capture aborts the process.
+        done.set()
+        worker.join(SCANNER_STOP_S)
     return EXIT_OK
 
 
@@ -202,4 +237,6 @@ def _run_until(scanner: Any, done: threading.Event) -> None:
     try:
         scanner.run(done)
     except Exception as exc:  # reported by the caller through the scanner's health
-        scanner.health.set_error(f"{type(exc).__name__}: {exc}")
+        # A device error already says which device and why; anything else gets its type.
+        scanner.health.set_error(str(exc) if isinstance(exc, OSError)
+                                 else f"{type(exc).__name__}: {exc}")

@@ -15,6 +15,7 @@ ScanCallback = Callable[[str | None, str | None, float], None]
 def build_locker(cfg: AgentConfig, on_door: Callable[[Any], None]) -> Any:
     from agent.devices.lockboard.frames import LockAddress
     from agent.devices.lockboard.locker import LockerService
+    from agent.flows.open_outcome import confirm_window_s
 
     lk = cfg.locker
     return LockerService(
@@ -22,6 +23,7 @@ def build_locker(cfg: AgentConfig, on_door: Callable[[Any], None]) -> Any:
         addresses=[LockAddress(c.board, c.lock) for c in lk.compartments], on_event=on_door,
         poll_interval_s=lk.poll_interval_s, open_timeout_s=lk.open_timeout_s,
         status_timeout_s=lk.status_timeout_s, left_open_after_s=lk.door_left_open_s,
+        command_window_s=confirm_window_s(lk),
     )
 
 
@@ -47,8 +49,8 @@ def build_printer(cfg: AgentConfig) -> Any:
     pr = cfg.printer
     if pr.kind == "none":
         return None
-    from agent.devices.printer.receipt import PrinterProfile
     from agent.devices.printer.service import PrinterService
+    from agent.flows.receipts import printer_profile
 
     return PrinterService(
         kind=pr.kind,
@@ -56,7 +58,7 @@ def build_printer(cfg: AgentConfig) -> Any:
         baudrate=pr.baudrate, host=pr.host or None,
         tcp_port=pr.port if isinstance(pr.port, int) else None,
         path=pr.path or None, vendor_id=pr.vendor_id, product_id=pr.product_id,
-        profile=PrinterProfile(width_chars=pr.width_chars, native_qr=pr.native_qr),
+        profile=printer_profile(pr),
     )
 
 

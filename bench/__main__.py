@@ -73,7 +73,8 @@ def table(rows: list[dict[str, Any]]) -> str:
     body = []
     for r in rows:
         if "decoder" in r:  # accuracy rows: correct, silently wrong, not read, speed
-            body.append([f"camera decoder {r['decoder']} ({r['images']} photos)",
+            where = f", {r['set']}" if r.get("set") else ""
+            body.append([f"camera decoder {r['decoder']} ({r['images']} photos{where})",
                          f"{r['correct']} ok / {r['wrong']} wrong / "
                          f"{r['missed'] + r['undecodable']} unread",
                          f"{r['ms_per_image']} ms/img", "same photos, same run", ""])

@@ -8,7 +8,9 @@ what the libraries' own text output does: `pyzbar-text` (pyzbar.decode, guessed 
 
     python bench/bench_decoders.py [--quick]
 
-The photos are found in ../shared/data/qr-blackbox from the repository root, or $QR_BLACKBOX_DIR.
+Two sets: the 13 photos shipped in tests/data/qr (always measured), and the full 179 from
+$QR_BLACKBOX_DIR, default ../shared/data/qr-blackbox beside the repository (measured when
+there; a visible "skipped" row when not).
 """
 
 from __future__ import annotations
@@ -24,13 +26,24 @@ from typing import Any
 from agent.devices.scanner.decoders import DECODERS, DecodedCode, decode_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif")
+REPO = Path(__file__).resolve().parents[1]
+SUBSET_DIR = REPO / "tests/data/qr"
+# Where the reference text disagrees with the symbol. qrcode-2/13 is another photo of the
+# symbol of qrcode-2/12 ("...aerial photography of...", 72 bytes: the byte-mode count field
+# says 72), whose ZXing reference text lacks the final "y". Read as "photography" by zxing-cpp
+# and, independently, by qr_segments.py's own sampling and Reed-Solomon correction with 7, 4,
+# 2 and 4 of 12 correctable errors in its four blocks. Counted as correct against the text
+# below; the JSON keeps the count against the reference as it is, too.
+ERRATA: dict[str, str] = {
+    "qrcode-2/13.png": "The 2005 USGS aerial photography of the Washington Monument is censored.",
+}
 
 
 def dataset_dir() -> Path:
     env = os.environ.get("QR_BLACKBOX_DIR")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "shared/data/qr-blackbox"
+    return REPO.parent / "shared/data/qr-blackbox"
 
 
 def load_cases(root: Path, quick: bool = False) -> list[tuple[Path, bytes | str]]:
@@ -86,38 +99,59 @@ def _verdict(codes: list[DecodedCode], expected: bytes | str) -> str:
     return "undecodable"
 
 
-def measure(name: str, decode: Callable[[Any], list[DecodedCode]],
-            cases: list[tuple[Any, bytes | str, str]]) -> dict[str, Any]:
+Case = tuple[Any, bytes | str, str]
+
+
+def measure(name: str, decode: Callable[[Any], list[DecodedCode]], cases: list[Case],
+            label: str = "") -> dict[str, Any]:
     counts = {"correct": 0, "wrong": 0, "undecodable": 0, "missed": 0}
     wrong: list[str] = []
+    against_reference = 0
     elapsed = 0.0
-    for img, expected, label in cases:
+    for img, expected, where in cases:
         started = time.perf_counter()
         codes = decode(img)
         elapsed += time.perf_counter() - started
-        verdict = _verdict(codes, expected)
+        verdict = _verdict(codes, ERRATA.get(where, expected))
         counts[verdict] += 1
+        against_reference += _verdict(codes, expected) == "correct"
         if verdict == "wrong":
-            wrong.append(label)
-    return {"decoder": name, "images": len(cases), **counts,
+            wrong.append(where)
+    return {"decoder": name, "set": label, "images": len(cases), **counts,
+            "correct_vs_reference_text": against_reference,
             "ms_per_image": round(1000 * elapsed / max(1, len(cases)), 2),
             "wrong_images": wrong}
 
 
-def run(quick: bool = False) -> list[dict[str, Any]]:
-    root = dataset_dir()
-    if not root.is_dir():
-        raise FileNotFoundError(f"QR black-box set not found at {root} (set QR_BLACKBOX_DIR)")
-    cases = [(load_image(path), expected, str(path.relative_to(root)))
-             for path, expected in load_cases(root, quick)]
+def _decoders() -> dict[str, Callable[[Any], list[DecodedCode]]]:
     decoders: dict[str, Callable[[Any], list[DecodedCode]]] = {
         name: (lambda img, n=name: decode_image(img, n)) for name in DECODERS
     }
     decoders["pyzbar-text"] = _pyzbar_text
     decoders["zxing-text"] = _zxing_text
+    return decoders
+
+
+def _measure_set(root: Path, label: str, quick: bool) -> list[dict[str, Any]]:
+    cases = [(load_image(path), expected, path.relative_to(root).as_posix())
+             for path, expected in load_cases(root, quick)]
+    decoders = _decoders()
     for decode in decoders.values():  # warm up: first calls load libraries
         decode(cases[0][0])
-    return [measure(name, decode, cases) for name, decode in decoders.items()]
+    return [measure(name, decode, cases, label) for name, decode in decoders.items()]
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    rows = _measure_set(SUBSET_DIR, "shipped subset", quick=False)
+    root = dataset_dir()
+    if root.is_dir():
+        rows += _measure_set(root, "full set", quick)
+    else:
+        rows.append({"name": "camera decoders, full black-box set", "value": "skipped",
+                     "unit": "", "baseline": f"not found at {root}: set QR_BLACKBOX_DIR"})
+        print(f"bench_decoders: full QR set not found at {root} (set QR_BLACKBOX_DIR); "
+              "measured the shipped subset only", file=sys.stderr)
+    return rows
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ def _time(op: Callable[[], object], reset: Callable[[], None], n: int) -> list[f
 def _wire_bytes(codec: LockCodec) -> tuple[int, int]:
     """Bytes on the wire for (one open, one status read) as the driver does them."""
     status = len(codec.encode_status(1)) + len(codec.encode_status_reply(1, 0, 0))
-    open_ = len(codec.encode_open(1, 1)) + len(codec.encode_open_reply(1, 1, True))
+    open_ = len(codec.encode_open(1, 1)) + len(codec.encode_open_reply(1, 1, 0))
     if not codec.open_replies:
         open_ += status  # kerong: silence after the unlock, then a status read tells
     return open_, status

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.flows import intents
+from agent.flows import intents, open_outcome
 from agent.flows.cart import Cart
 from agent.flows.compartments import Compartment
 from agent.flows.opening import open_for
@@ -57,12 +57,18 @@ class Actions:
                                               "source": source, "parcel": comp.parcel})
                 intent = intents.create(w, comp.id, "manual", self.ctx.clock(), tx_id=tx.id)
             opened = open_for(self.ctx, comp, intent)
-            if not opened:
+            if opened == "failed":
                 raise ActionError(f"compartment {comp.id} did not open (lock did not release "
-                                  "or the locker is unavailable); recorded as {tx.id}")
+                                  f"or the locker is unavailable); recorded as {tx.id}")
+            if opened == "unknown":
+                # Never sent again: the door decides, and the screens and records say so.
+                open_outcome.checking(self.ctx, comp.id)
+                return {"compartment": comp.id, "opened": None, "outcome": "unknown",
+                        "tx_id": tx.id}
             self.ctx.tell("info", f"{comp.id} 号柜门已由工作人员打开",
                           f"Compartment {comp.id} opened by staff", compartment=comp.id)
-            return {"compartment": comp.id, "opened": True, "tx_id": tx.id}
+            return {"compartment": comp.id, "opened": True, "outcome": "released",
+                    "tx_id": tx.id}
         return self.cart.submit(act)
 
     def set_out_of_service(self, on: object, by: str, compartment: object = None,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from agent.devices.lockboard.locker import DoorEvent
-from agent.flows import intents
+from agent.flows import intents, open_outcome
 from agent.flows.context import CartContext
 from agent.flows.doors import DoorWatch
 from agent.flows.feedback import Feedback
@@ -54,9 +54,10 @@ class Cart:
         self._queue: queue.Queue[object] = queue.Queue(max_queue)
         self.on_handled: Callable[[ScanInput, Feedback], None] | None = None
         self._reconciled = False
-        # A released lock whose door was never seen open by then: the door did not spring
-        # (or opened and closed between two polls); the attendant is told, nothing reopens.
-        self.unconfirmed_after_s = max(10.0, ctx.cfg.locker.poll_interval_s * 10)
+        # An open the door has not confirmed by then (the board's answer was lost, or the
+        # door did not spring) is recorded as unconfirmed; the attendant is told, nothing
+        # reopens.
+        self.unconfirmed_after_s = open_outcome.confirm_window_s(ctx.cfg.locker)
 
     # --- inputs, from any thread ------------------------------------------------------
 

@@ -53,7 +53,7 @@ class Compartment:
 
 _SELECT = (
     "SELECT c.*, EXISTS(SELECT 1 FROM open_intents i WHERE i.compartment = c.id "
-    "AND i.state IN ('pending', 'released') AND i.purpose = 'deposit') AS reserved "
+    "AND i.state IN ('pending', 'released', 'unknown') AND i.purpose = 'deposit') AS reserved "
     "FROM compartments c"
 )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from agent.flows import intents
+from agent.flows import intents, open_outcome
 from agent.flows.context import CartContext
 from agent.flows.feedback import Feedback
 from agent.flows.opening import open_for
@@ -90,8 +90,11 @@ class DepositMode:
         with ctx.store.write() as w:
             intent = intents.create(w, comp.id, "deposit", ctx.clock(), label=text,
                                     courier=session.courier)
-        if not open_for(ctx, comp, intent):
+        opened = open_for(ctx, comp, intent)
+        if opened == "failed":
             return ctx.refuse(ScanRefused("compartment_failed", comp.id), compartment=comp.id)
+        if opened == "unknown":
+            return open_outcome.checking(ctx, comp.id, label=text, courier=session.courier)
         return ctx.tell("deposit", f"{comp.id} 号柜门已打开，放入包裹 {text} 后请关门",
                         f"Compartment {comp.id} is open: put parcel {text} in, then close it",
                         compartment=comp.id, label=text, courier=session.courier, active=True)

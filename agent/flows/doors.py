@@ -4,10 +4,9 @@ and deposits when their door closes, and record alarms."""
 from __future__ import annotations
 
 from agent.devices.lockboard.locker import DoorEvent
-from agent.flows import intents
+from agent.flows import intents, open_outcome
 from agent.flows.context import CartContext, log
 from agent.store import Writer
-from agent.store.transactions import rfc3339
 
 
 class DoorWatch:
@@ -22,17 +21,23 @@ class DoorWatch:
         door = "closed" if event.closed else "open"
         with ctx.store.write() as w:
             ctx.compartments.set_door(w, comp.id, door, event.at)
-            if event.kind == "forced_open":
+            # An open whose answer was lost is decided by the door: seen open, it released
+            # (and a door that opens then is ours, not an alarm).
+            confirmed = [] if event.closed else open_outcome.resolve_opened(ctx, w, comp.id)
+            forced = event.kind == "forced_open" and not confirmed
+            if forced:
                 w.append("locker.forced_open", {"compartment": comp.id, "parcel": comp.parcel})
             elif event.kind == "left_open":
                 w.append("locker.door_left_open", {"compartment": comp.id,
                                                    "parcel": comp.parcel})
             stored = self._complete(w, comp.id, event.at) if event.closed else []
+        for intent in confirmed:
+            open_outcome.tell_opened(ctx, intent)
         for label in stored:
             ctx.tell("deposit", f"包裹 {label} 已存入 {comp.id} 号柜",
                      f"Parcel {label} stored in compartment {comp.id}",
                      compartment=comp.id, label=label)
-        if event.kind == "forced_open":
+        if forced:
             log.warning("compartment %s opened without a command", comp.id)
             ctx.tell("info", f"警报：{comp.id} 号柜门被非正常打开",
                      f"Alarm: compartment {comp.id} opened without a command",
@@ -61,18 +66,4 @@ class DoorWatch:
         return stored
 
     def expire_unconfirmed(self, after_s: float) -> None:
-        ctx = self.ctx
-        cutoff = rfc3339(ctx.clock() - after_s)
-        rows = ctx.store.query(
-            "SELECT i.id, i.compartment, i.purpose, i.label, i.tx_id FROM open_intents i "
-            "JOIN compartments c ON c.id = i.compartment WHERE i.state = 'released' "
-            "AND i.created_at < ? AND c.door = 'closed' "
-            "AND (c.door_since IS NULL OR c.door_since < i.created_at)", (cutoff,))
-        for row in rows:
-            with ctx.store.write() as w:
-                intents.set_state(w, row["id"], "unconfirmed")
-                w.append("locker.open_unconfirmed", {
-                    "compartment": row["compartment"], "purpose": row["purpose"],
-                    "label": row["label"], "tx_id": row["tx_id"]})
-            log.warning("compartment %s was released for %s but never seen open",
-                        row["compartment"], row["purpose"])
+        open_outcome.expire(self.ctx, after_s)

@@ -1,10 +1,14 @@
 """Open intents: a door opening we decided on, committed before the open frame is sent.
 
-pending  -> the open was not yet confirmed by the board;
-released -> the board released the lock; completed when the door is seen closed;
-done / failed / interrupted.
+pending  -> the open frame is about to go out, or its answer is awaited;
+released -> the board released the lock (or the door was seen open); completed when the door
+            is seen closed;
+unknown  -> the one open frame went out and no trustworthy answer came back: the door sensor
+            decides within the confirmation window (released, or `unconfirmed`);
+done / failed / interrupted / unconfirmed.
 After a crash nothing is replayed: pending intents become `interrupted` (an audit record for
-the attendant), released ones complete on the first door reading that shows them closed.
+the attendant), released ones complete on the first door reading that shows them closed,
+unknown ones are still decided by the door.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ def set_state(w: Writer, intent_id: str, state: str) -> None:
 
 
 def active(store: Store, compartment: str | None = None) -> list[Intent]:
-    sql = "SELECT * FROM open_intents WHERE state IN ('pending', 'released')"
+    sql = "SELECT * FROM open_intents WHERE state IN ('pending', 'released', 'unknown')"
     params: tuple[Any, ...] = ()
     if compartment is not None:
         sql += " AND compartment = ?"
@@ -60,4 +64,4 @@ def active(store: Store, compartment: str | None = None) -> list[Intent]:
 def label_reserved(store: Store, label: str) -> bool:
     return bool(store.query(
         "SELECT 1 FROM open_intents WHERE label = ? AND purpose = 'deposit' "
-        "AND state IN ('pending', 'released')", (label,)))
+        "AND state IN ('pending', 'released', 'unknown')", (label,)))

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
+from agent.devices.printer.receipt import Rendered
 from agent.flows.context import CartContext
 from agent.health import Health
 from agent.store import StoreError, Tx
@@ -23,7 +24,7 @@ class Printer(Protocol):
     def print_bytes(self, data: bytes, timeout_s: float = 10.0) -> None: ...
 
 
-Render = Callable[[str, Tx], bytes]
+Render = Callable[[str, Tx], Rendered]
 
 
 class PrintQueue:
@@ -66,19 +67,23 @@ class PrintQueue:
                 self._finish(job["id"], "failed", "transaction not found")
                 continue
             try:
-                data = self.render(job["kind"], tx)
+                rendered = self.render(job["kind"], tx)
             except (ValueError, KeyError) as exc:
                 log.error("receipt for %s cannot be rendered: %s", tx.id, exc)
                 self._finish(job["id"], "failed", f"render: {exc}")
                 continue
             try:
-                self.printer.print_bytes(data)
+                self.printer.print_bytes(rendered.data)
             except Exception as exc:  # the printer's typed errors and OSError alike
                 self._attempt_failed(job["id"], f"{type(exc).__name__}: {exc}")
                 if self.health.set_error(f"printing paused: {exc}"):
                     log.warning("receipt %s stays queued: %s", tx.id, exc)
                 return True
-            self._finish(job["id"], "printed", None)
+            # A receipt that printed with placeholders says so in its job's record.
+            note = "; ".join(rendered.notes) or None
+            if note:
+                log.warning("receipt %s printed with placeholders: %s", tx.id, note)
+            self._finish(job["id"], "printed", note)
             if self.health.set_ok():
                 log.info("printing resumed")
         return False

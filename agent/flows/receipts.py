@@ -10,8 +10,15 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from agent.config import AgentConfig
-from agent.devices.printer.receipt import PrinterProfile, Receipt, ReceiptLine, render_receipt
+from agent.config import AgentConfig, PrinterConfig
+from agent.devices.printer.receipt import (
+    PrinterProfile,
+    Receipt,
+    ReceiptLine,
+    Rendered,
+    render,
+    render_receipt,
+)
 from agent.ids import new_ulid
 from agent.store import Tx
 from agent.store.transactions import parse_rfc3339
@@ -19,11 +26,15 @@ from agent.store.transactions import parse_rfc3339
 FOOTER = ("谢谢使用 社区服务车", "Thank you - community service cart")
 
 
+def printer_profile(printer: PrinterConfig) -> PrinterProfile:
+    return PrinterProfile(width_chars=printer.width_chars, native_qr=printer.native_qr,
+                          charset=printer.charset, font_paths=printer.font_paths)
+
+
 class ReceiptRenderer:
     def __init__(self, cfg: AgentConfig) -> None:
         self.cfg = cfg
-        self.profile = PrinterProfile(width_chars=cfg.printer.width_chars,
-                                      native_qr=cfg.printer.native_qr)
+        self.profile = printer_profile(cfg.printer)
 
     def receipt(self, kind: str, tx: Tx) -> Receipt:
         base, reprint = kind.removesuffix(".reprint"), kind.endswith(".reprint")
@@ -37,14 +48,14 @@ class ReceiptRenderer:
                        at=datetime.fromtimestamp(parse_rfc3339(tx.at), UTC), tx_id=tx.id,
                        lines=lines, big_text=big, footer=footer, tz=self.cfg.timezone)
 
-    def render(self, kind: str, tx: Tx) -> bytes:
-        return render_receipt(self.receipt(kind, tx), self.profile)
+    def render(self, kind: str, tx: Tx) -> Rendered:
+        return render(self.receipt(kind, tx), self.profile)
 
     @staticmethod
     def _pickup(data: dict[str, Any]) -> tuple[str, str, list[ReceiptLine], str | None]:
         return ("取件凭条", "Parcel pick-up", [
             ReceiptLine("柜格 Compartment", str(data["compartment"])),
-            ReceiptLine("单号 Parcel", str(data["label"])),
+            ReceiptLine("快递单号 Parcel", str(data["label"])),
         ], None)
 
     @staticmethod

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from agent import jws
-from agent.flows import intents, tickets
+from agent.flows import intents, open_outcome, tickets
 from agent.flows.context import CartContext, log
 from agent.flows.deposit import DepositMode
 from agent.flows.feedback import Feedback
@@ -109,8 +109,11 @@ class ScanFlow:
             intent = intents.create(w, comp.id, "pickup", ctx.clock(), tx_id=tx.id, label=label)
             ctx.queue_print(w, tx.id, "pickup")
         ctx.wake_printer()
-        if not open_for(ctx, comp, intent):
+        opened = open_for(ctx, comp, intent)
+        if opened == "failed":
             return ctx.refuse(ScanRefused("compartment_failed", comp.id), compartment=comp.id)
+        if opened == "unknown":  # the door decides; the answer follows (open_outcome)
+            return open_outcome.checking(ctx, comp.id, tx_id=tx.id, svc="parcel")
         return ctx.tell("accepted", f"{comp.id} 号柜门已打开，取件后请关好柜门",
                         f"Compartment {comp.id} is open; please close the door afterwards",
                         compartment=comp.id, tx_id=tx.id, svc="parcel")
@@ -134,9 +137,12 @@ class ScanFlow:
             ctx.queue_print(w, tx.id, "meal")
         ctx.wake_printer()
         if comp is not None and intent is not None:
-            if not open_for(ctx, comp, intent):
+            opened = open_for(ctx, comp, intent)
+            if opened == "failed":
                 return ctx.refuse(ScanRefused("compartment_failed", comp.id),
                                   compartment=comp.id)
+            if opened == "unknown":
+                return open_outcome.checking(ctx, comp.id, tx_id=tx.id, svc="meal")
             return ctx.tell("accepted", f"正在打印餐单，请从 {comp.id} 号柜取餐",
                             f"Printing your meal receipt; your meal is in {comp.id}",
                             compartment=comp.id, tx_id=tx.id, svc="meal")

@@ -280,6 +280,12 @@ def build_app(web: WebContext) -> Bottle:
         comp = compartment_field()
         reason = reason_field("开柜原因", "A reason for opening")
         result = actions().open_compartment(comp, reason, by=BY, source="console")
+        if result.get("outcome") == "unknown":
+            log.warning("attendant open of %s: no answer from the lock board (%s)", comp,
+                        result["tx_id"])
+            return Outcome(f"{comp} 号柜：锁板未回复，未重发开锁指令，正在观察柜门是否打开",
+                           f"Compartment {comp}: no answer from the lock board; the open was "
+                           "not sent again, watching whether the door opens")
         log.info("attendant opened %s (%s)", comp, result["tx_id"])
         return Outcome(f"{comp} 号柜门已打开（已记录原因）",
                        f"Compartment {comp} opened; the reason is recorded")

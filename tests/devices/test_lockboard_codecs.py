@@ -12,10 +12,12 @@ from agent.devices.lockboard import bs, kerong
 from agent.devices.lockboard.frames import (
     FrameError,
     LockAddress,
+    LockReply,
     OpenReply,
     ProbeReply,
     Request,
     StatusReply,
+    UnlockEcho,
 )
 
 FAST = settings(max_examples=200, deadline=None)
@@ -32,17 +34,32 @@ def test_bs_request_golden_bytes() -> None:
 
 
 def test_bs_reply_golden_bytes() -> None:
-    assert bs.encode_open_reply(2, 1, True) == H("8A 02 01 11 98")
-    assert bs.encode_open_reply(2, 1, False) == H("8A 02 01 00 89")
+    # The reply's SS byte is the lock's state bit after the pulse: 11 = bit set, 00 = clear.
+    assert bs.encode_open_reply(2, 1, 1) == H("8A 02 01 11 98")
+    assert bs.encode_open_reply(2, 1, 0) == H("8A 02 01 00 89")
+    assert bs.encode_read_lock(1, 1) == H("80 01 01 33 B3")
+    assert bs.encode_lock_reply(1, 1, 1) == H("80 01 01 11 91")
     # doors 1 and 9 and 24 closed: G1 = 01, G2 = 01, G3 = 80
     assert bs.encode_status_reply(1, 1 | 1 << 8 | 1 << 23) == H("80 01 80 01 01 33 32")
+    with pytest.raises(ValueError):
+        bs.encode_read_lock(1, 0)  # lock 0 is the whole-board read
+    with pytest.raises(ValueError):
+        bs.encode_open_reply(1, 1, 2)
 
 
 def test_bs_decode_golden_replies() -> None:
-    assert bs.decode_reply(H("8A 02 01 11 98")) == OpenReply(2, 1, True)
-    assert bs.decode_reply(H("8A 02 01 00 89")) == OpenReply(2, 1, False)
+    assert bs.decode_reply(H("8A 02 01 11 98")) == OpenReply(2, 1, 1)
+    assert bs.decode_reply(H("8A 02 01 00 89")) == OpenReply(2, 1, 0)
+    assert bs.decode_reply(H("80 01 01 00 80")) == LockReply(1, 1, 0)
     assert bs.decode_reply(H("80 01 80 01 01 33 32")) == StatusReply(1, 0x800101)
     assert bs.decode_reply(H("81 01 01 99 18")) == ProbeReply(1)
+
+
+def test_kerong_unlock_echo_decodes_as_an_acknowledgement() -> None:
+    assert kerong.decode_reply(H("02 12 31 03 48")) == UnlockEcho(1, 3)
+    stream = kerong.reply_stream()
+    assert stream.feed(H("02 00 31 03 36 02 00 35 01 00 00 00 03 3B")) == [
+        UnlockEcho(0, 1), StatusReply(0, 0x0001, 0)]
 
 
 def test_kerong_golden_bytes() -> None:
@@ -60,6 +77,7 @@ def test_kerong_golden_bytes() -> None:
 def test_requests_decode_as_boards_see_them() -> None:
     assert bs.decode_request(H("8A 02 01 11 98")) == Request("open", 2, 1)
     assert bs.decode_request(H("80 01 00 33 B2")) == Request("status", 1)
+    assert bs.decode_request(H("80 01 05 33 B7")) == Request("read_lock", 1, 5)
     assert kerong.decode_request(H("02 00 31 03 36")) == Request("open", 0, 1)
     assert kerong.decode_request(H("02 00 30 03 35")) == Request("status", 0)
 
@@ -70,7 +88,9 @@ def test_requests_decode_as_boards_see_them() -> None:
         (bs, H("8A 02 01 11 99")),  # checksum off by one bit
         (bs, H("80 01 80 01 01 33")),  # short
         (bs, H("80 01 80 01 01 32 33")),  # wrong function byte, checksum fixed up
-        (bs, H("8A 02 01 22 AB")),  # open reply with an unknown function
+        (bs, H("8A 02 01 22 AB")),  # open reply with an unknown state byte
+        (bs, H("80 01 01 22 A2")),  # single-lock reply with an unknown state byte
+        (bs, H("80 01 00 11 90")),  # single-lock reply for lock 0
         (bs, H("55 02 01 11 45")),  # unknown command
         (kerong, H("02 00 35 01 80 02 00 03 BE")),
         (kerong, H("02 00 35 01 80 02 00 04 BE")),  # no ETX
@@ -104,13 +124,14 @@ k_locks = st.integers(1, 16)
 
 
 @FAST
-@given(bs_boards, bs_locks, st.booleans(), st.integers(0, (1 << 24) - 1))
-def test_bs_round_trip(board: int, lock: int, released: bool, bits: int) -> None:
+@given(bs_boards, bs_locks, st.integers(0, 1), st.integers(0, (1 << 24) - 1))
+def test_bs_round_trip(board: int, lock: int, bit: int, bits: int) -> None:
     assert bs.decode_request(bs.encode_open(board, lock)) == Request("open", board, lock)
     assert bs.decode_request(bs.encode_status(board)) == Request("status", board)
-    assert bs.decode_reply(bs.encode_open_reply(board, lock, released)) == OpenReply(
-        board, lock, released
-    )
+    assert bs.decode_request(bs.encode_read_lock(board, lock)) == Request(
+        "read_lock", board, lock)
+    assert bs.decode_reply(bs.encode_open_reply(board, lock, bit)) == OpenReply(board, lock, bit)
+    assert bs.decode_reply(bs.encode_lock_reply(board, lock, bit)) == LockReply(board, lock, bit)
     assert bs.decode_reply(bs.encode_status_reply(board, bits)) == StatusReply(board, bits)
 
 
@@ -143,7 +164,7 @@ def test_any_single_byte_change_is_caught(codec: object, data: st.DataObject) ->
 
 def _bs_replies() -> st.SearchStrategy[bytes]:
     return st.one_of(
-        st.builds(bs.encode_open_reply, bs_boards, bs_locks, st.booleans()),
+        st.builds(bs.encode_open_reply, bs_boards, bs_locks, st.integers(0, 1)),
         st.builds(bs.encode_status_reply, bs_boards, st.integers(0, 2**24 - 1)),
         st.builds(bs.encode_probe_reply, bs_boards),
     )

@@ -54,7 +54,7 @@ GOLDEN_58MM = b"".join([
     b"-" * 32 + b"\n",
     b"\x1c&\xb3\xb5\xba\xc5 Cart" + b" " * 18 + b"bc-01\x1c.\n",  # 车号
     b"\x1c&\xca\xb1\xbc\xe4 Time" + b" " * 7 + b"2024-05-01 12:30\x1c.\n",  # 时间, local time
-    b"\x1c&\xb5\xa5\xba\xc5 Tx\x1c.\n",                        # 单号: 33 columns, so wrapped
+    b"\x1c&\xc1\xf7\xcb\xae\xba\xc5 Tx\x1c.\n",                # 流水号: 35 columns, wrapped
     b" " * 6 + TX.encode() + b"\n",
     b"\x1ba\x01",
     b"\x1d(k\x04\x001A2\x00",                                  # QR model 2
@@ -322,3 +322,15 @@ def test_network_printer_prints_and_reports_paper_out() -> None:
         service.close()
     finally:
         printer.close()
+
+
+def test_transport_errors_name_the_device_once(tmp_path: Path) -> None:
+    from agent.devices.printer.transport import FileTransport, SerialTransport, TransportError
+
+    missing = str(tmp_path / "cart-printer")
+    with pytest.raises(TransportError) as serial_info:
+        SerialTransport(missing, 9600).open()
+    assert str(serial_info.value) == f"cannot open {missing}: No such file or directory"
+    with pytest.raises(TransportError) as file_info:
+        FileTransport("/dev/no-such-lp0").open()
+    assert str(file_info.value) == "cannot open /dev/no-such-lp0: No such file or directory"

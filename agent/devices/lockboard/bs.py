@@ -3,6 +3,13 @@
 Every frame is `CMD BOARD LOCK FN CHK` with CHK the XOR of the bytes before it, except the
 status reply of a 24-channel board: `80 bb G3 G2 G1 33 CHK` (7 bytes), where G1 holds locks
 1-8 (bit 0 = lock 1), G2 locks 9-16, G3 locks 17-24.
+
+The answer to an open (`8A bb ll SS xx`) and to a single-lock read (`80 bb ll SS xx`) carry
+the lock's state in SS: `11` for a set bit, `00` for a clear one. Which bit value means
+"closed" depends on the lock's feedback switch, so the codec hands the bit over as is and the
+bus reads it through `closed_bit`. With the common lock type (closed_bit = 1) the vendor
+manual's example reads: send `8A 01 01 11 9B`; `8A 01 01 00 8A` = released, `8A 01 01 11 9B`
+(the request echoed) = did not release.
 """
 
 from __future__ import annotations
@@ -10,9 +17,11 @@ from __future__ import annotations
 from functools import reduce
 
 from agent.devices.lockboard.frames import (
+    Expect,
     FrameError,
     FrameStream,
     LockCodec,
+    LockReply,
     OpenReply,
     ProbeReply,
     Reply,
@@ -22,7 +31,7 @@ from agent.devices.lockboard.frames import (
 
 OPEN, STATUS, PROBE = 0x8A, 0x80, 0x81
 FN_OPEN, FN_STATUS, FN_PROBE = 0x11, 0x33, 0x99
-FN_NOT_RELEASED = 0x00
+STATE_SET, STATE_CLEAR = 0x11, 0x00  # SS of an open or single-lock reply: bit 1 / bit 0
 BAUDRATE = 9600
 BOARDS = range(1, 256)  # DIP-switch addresses; one bus carries at most 31 of them
 LOCKS = range(1, 25)
@@ -45,6 +54,12 @@ def _byte(value: int, what: str) -> int:
     return value
 
 
+def _state(bit: int) -> int:
+    if bit not in (0, 1):
+        raise ValueError(f"a lock state bit is 0 or 1, not {bit}")
+    return STATE_SET if bit else STATE_CLEAR
+
+
 def encode_open(board: int, lock: int) -> bytes:
     return _frame(OPEN, _byte(board, "board"), _byte(lock, "lock"), FN_OPEN)
 
@@ -53,12 +68,23 @@ def encode_status(board: int) -> bytes:
     return _frame(STATUS, _byte(board, "board"), 0x00, FN_STATUS)
 
 
+def encode_read_lock(board: int, lock: int) -> bytes:
+    if lock == 0:
+        raise ValueError("lock 0 would read the whole board")
+    return _frame(STATUS, _byte(board, "board"), _byte(lock, "lock"), FN_STATUS)
+
+
 def encode_probe(board: int) -> bytes:
     return _frame(PROBE, _byte(board, "board"), 0x01, FN_PROBE)
 
 
-def encode_open_reply(board: int, lock: int, released: bool) -> bytes:
-    return _frame(OPEN, board, lock, FN_OPEN if released else FN_NOT_RELEASED)
+def encode_open_reply(board: int, lock: int, bit: int) -> bytes:
+    """The board's answer to an open: the lock's state bit after the pulse."""
+    return _frame(OPEN, board, lock, _state(bit))
+
+
+def encode_lock_reply(board: int, lock: int, bit: int) -> bytes:
+    return _frame(STATUS, board, lock, _state(bit))
 
 
 def encode_status_reply(board: int, locks: int, items: int = 0) -> bytes:
@@ -80,16 +106,28 @@ def _check(frame: bytes, length: int) -> None:
         raise FrameError(f"bs checksum mismatch: {frame.hex(' ')}")
 
 
+def _state_bit(frame: bytes) -> int:
+    if frame[3] not in (STATE_SET, STATE_CLEAR):
+        raise FrameError(f"bs reply with lock state {frame[3]:#04x}: {frame.hex(' ')}")
+    return 1 if frame[3] == STATE_SET else 0
+
+
 def decode_reply(frame: bytes) -> Reply:
-    """Decode one whole reply frame; FrameError unless length, checksum and fixed bytes hold."""
+    """Decode one whole reply frame; FrameError unless length, checksum and fixed bytes hold.
+
+    A status frame of 5 bytes is a single-lock answer, of 7 bytes a whole-board one.
+    """
     if not frame:
         raise FrameError("empty bs frame")
     cmd = frame[0]
     if cmd == OPEN:
         _check(frame, REQUEST_LEN)
-        if frame[3] not in (FN_OPEN, FN_NOT_RELEASED):
-            raise FrameError(f"bs open reply with function {frame[3]:#04x}")
-        return OpenReply(frame[1], frame[2], frame[3] == FN_OPEN)
+        return OpenReply(frame[1], frame[2], _state_bit(frame))
+    if cmd == STATUS and len(frame) == REQUEST_LEN:
+        _check(frame, REQUEST_LEN)
+        if frame[2] == 0:
+            raise FrameError(f"bs single-lock reply for lock 0: {frame.hex(' ')}")
+        return LockReply(frame[1], frame[2], _state_bit(frame))
     if cmd == STATUS:
         _check(frame, STATUS_REPLY_LEN)
         if frame[5] != FN_STATUS:
@@ -110,26 +148,21 @@ def decode_request(frame: bytes) -> Request:
     cmd, board, lock, fn = frame[0], frame[1], frame[2], frame[3]
     if cmd == OPEN and fn == FN_OPEN:
         return Request("open", board, lock)
-    if cmd == STATUS and fn == FN_STATUS and lock == 0:
-        return Request("status", board)
+    if cmd == STATUS and fn == FN_STATUS:
+        return Request("status", board) if lock == 0 else Request("read_lock", board, lock)
     if cmd == PROBE and fn == FN_PROBE and lock == 1:
         return Request("probe", board)
     raise FrameError(f"bs request not understood: {frame.hex(' ')}")
 
 
-_REPLY_LENGTHS = {OPEN: REQUEST_LEN, STATUS: STATUS_REPLY_LEN, PROBE: REQUEST_LEN}
-
-
-def _reply_length(buf: bytes | bytearray) -> int | None:
-    return _REPLY_LENGTHS.get(buf[0])
+def reply_stream(expect: Expect = "board") -> FrameStream[Reply]:
+    status_len = STATUS_REPLY_LEN if expect == "board" else REQUEST_LEN
+    lengths = {OPEN: REQUEST_LEN, STATUS: status_len, PROBE: REQUEST_LEN}
+    return FrameStream(lambda buf: lengths.get(buf[0]), decode_reply)
 
 
 def _request_length(buf: bytes | bytearray) -> int | None:
     return REQUEST_LEN if buf[0] in (OPEN, STATUS, PROBE) else None
-
-
-def reply_stream() -> FrameStream[Reply]:
-    return FrameStream(_reply_length, decode_reply)
 
 
 def request_stream() -> FrameStream[tuple[bytes, Request]]:
@@ -148,4 +181,6 @@ CODEC = LockCodec(
     encode_status_reply=encode_status_reply,
     reply_stream=reply_stream,
     request_stream=request_stream,
+    encode_read_lock=encode_read_lock,
+    encode_lock_reply=encode_lock_reply,
 )

@@ -5,10 +5,8 @@ timeout, under one lock. Input is flushed before each request so a late reply to
 request cannot be taken for the answer to this one, and every reply is checked (length,
 checksum, echoed board and lock) before anything is done with it.
 
-Opening is the one operation that must not be repeated blindly: a timed-out open may still
-have released the lock. So after a timeout the door is read first, and the open is retried
-(once) only when the door reads closed. Kerong boards never answer an unlock at all, so there
-the status read is how we learn whether it released.
+Opening is the one request that is never repeated: `unlock.py` sends one open frame per call
+and, when the answer is lost, reads the door instead of asking again.
 """
 
 from __future__ import annotations
@@ -24,30 +22,25 @@ from typing import Any
 
 import serial
 
+from agent.devices.errors import cannot_open, cause
 from agent.devices.lockboard import codec_for
 from agent.devices.lockboard.frames import (
     BoardTimeout,
+    Expect,
     FrameError,
+    FrameStream,
     LockAddress,
     LockerUnavailable,
-    OpenReply,
+    LockReply,
     Reply,
     StatusReply,
 )
+from agent.devices.lockboard.unlock import OpenResult, open_lock
 
 log = logging.getLogger(__name__)
 
 READ_SLICE_S = 0.02  # pyserial read timeout; bounds how late a deadline is noticed
-KERONG_STATUS_GAP_S = 0.05  # between status reads while waiting for a kerong door to spring
 _PORT_ERRORS = (serial.SerialException, OSError, termios.error)
-
-
-@dataclass(frozen=True)
-class OpenResult:
-    address: LockAddress
-    released: bool  # the lock released (board said so, or the door was seen open)
-    door_open: bool | None  # door state read after the command; None when not read or unknown
-    error: str | None
 
 
 @dataclass
@@ -94,8 +87,9 @@ class LockBus:
         self.status_timeout_s = status_timeout_s
         self._lock = threading.Lock()  # one exchange on the bus at a time
         self._serial: serial.Serial | None = None
-        self._stream = self.codec.reply_stream()
         self._health: dict[int, _BoardHealth] = {}
+        # kerong: whether a board answers an unlock at all (learnt on the first unlock).
+        self.unlock_answers: dict[int, bool] = {}
         self._health_lock = threading.Lock()  # board_health() must not wait for an exchange
 
     # -- port ------------------------------------------------------------------------------
@@ -111,8 +105,7 @@ class LockBus:
                     timeout=READ_SLICE_S, write_timeout=1.0, exclusive=True,
                 )
             except (*_PORT_ERRORS, ValueError) as exc:
-                raise LockerUnavailable(f"cannot open {self.port}: {exc}") from exc
-            self._stream.clear()
+                raise LockerUnavailable(cannot_open(self.port, exc)) from exc
 
     def close(self) -> None:
         with self._lock:
@@ -141,7 +134,7 @@ class LockBus:
         """Door states of one board: lock -> True when closed and latched, False when open."""
         if board not in self.codec.boards:
             raise ValueError(f"{self.codec.name} board {board} out of range")
-        reply = self._exchange(
+        reply = self.exchange(
             board, self.codec.encode_status(board), self.status_timeout_s,
             lambda r: isinstance(r, StatusReply) and r.board == board,
         )
@@ -150,99 +143,66 @@ class LockBus:
             lock: (reply.locks >> (lock - 1)) & 1 == self.closed_bit for lock in self.codec.locks
         }
 
-    def open_lock(self, address: LockAddress) -> OpenResult:
-        """Release one lock, at most twice and the second time only if the door reads closed.
-
-        Raises LockerUnavailable when the port is down; board silence and bad frames end up in
-        the result's `error`.
-        """
+    def read_lock(self, address: LockAddress) -> bool:
+        """One door: True when closed and latched. A single-lock read where the protocol has
+        one (bs `80 bb ll 33`), else the board's status read."""
         self.codec.check(address)
-        if self.codec.open_replies:
-            return self._open_with_reply(address)
-        return self._open_then_poll(address)
-
-    def _open_with_reply(self, address: LockAddress) -> OpenResult:
-        request = self.codec.encode_open(address.board, address.lock)
-        for attempt in (1, 2):
-            try:
-                reply = self._exchange(
-                    address.board, request, self.open_timeout_s,
-                    lambda r: isinstance(r, OpenReply)
-                    and (r.board, r.lock) == (address.board, address.lock),
-                )
-            except (BoardTimeout, FrameError) as exc:
-                failure = f"no valid reply to open: {exc}"
-            else:
-                assert isinstance(reply, OpenReply)
-                # The door is not read here: it springs open some time after the release, so a
-                # status read right now would often still say closed. Polling reports it.
-                if reply.released:
-                    return OpenResult(address, True, None, None)
-                return OpenResult(address, False, None, "board reports the lock did not release")
-            closed = self._door_closed(address)
-            if closed is None:
-                return OpenResult(
-                    address, False, None, f"{failure}; door state unknown, not retried"
-                )
-            if not closed:
-                return OpenResult(address, True, True, None)  # it released; only the reply was lost
-            if attempt == 1:
-                log.warning("lock %s: %s; door still closed, retrying once", address, failure)
-        return OpenResult(address, False, False, f"{failure}; door still closed after one retry")
-
-    def _open_then_poll(self, address: LockAddress) -> OpenResult:
-        request = self.codec.encode_open(address.board, address.lock)
-        for attempt in (1, 2):
-            self._exchange(address.board, request, 0.0, None)
-            closed = self._await_door_open(address, time.monotonic() + self.open_timeout_s)
-            if closed is None:
-                return OpenResult(
-                    address, False, None, "board did not answer status after unlock; not retried"
-                )
-            if not closed:
-                return OpenResult(address, True, True, None)
-            if attempt == 1:
-                log.warning("lock %s: door still closed after unlock, retrying once", address)
-        return OpenResult(
-            address, False, False, "lock did not release: door still closed after one retry"
-        )
-
-    def _await_door_open(self, address: LockAddress, deadline: float) -> bool | None:
-        """Poll the door until it reads open or `deadline`; the last answer, None if none."""
-        last: bool | None = None
-        while True:
-            closed = self._door_closed(address)
-            if closed is not None:
-                last = closed
-            if closed is False or time.monotonic() + KERONG_STATUS_GAP_S >= deadline:
-                return last
-            time.sleep(KERONG_STATUS_GAP_S)
-
-    def _door_closed(self, address: LockAddress) -> bool | None:
-        try:
+        encode = self.codec.encode_read_lock
+        if encode is None:
             return self.read_board(address.board)[address.lock]
+        board, lock = address.board, address.lock
+        reply = self.exchange(
+            board, encode(board, lock), self.status_timeout_s,
+            lambda r: isinstance(r, LockReply) and (r.board, r.lock) == (board, lock),
+            expect="lock",
+        )
+        assert isinstance(reply, LockReply)
+        return reply.bit == self.closed_bit
+
+    def door_closed(self, address: LockAddress) -> bool | None:
+        """read_lock, or None when the board gave no valid answer."""
+        try:
+            return self.read_lock(address)
         except (BoardTimeout, FrameError):
             return None
 
-    def _exchange(
-        self, board: int, request: bytes, timeout_s: float, accept: Callable[[Reply], bool] | None
+    def open_lock(self, address: LockAddress) -> OpenResult:
+        """Release one lock: exactly one open frame, whatever happens (see unlock.py).
+
+        Raises LockerUnavailable when nothing could be sent; board silence and bad frames end
+        up in the result (outcome "unknown" when the lock may have released).
+        """
+        return open_lock(self, address)
+
+    def exchange(
+        self, board: int, request: bytes, timeout_s: float,
+        accept: Callable[[Reply], bool] | None, expect: Expect = "board",
+        silence_ok: bool = False,
     ) -> Reply | None:
-        """Send `request` and return the first reply `accept` takes; None when no reply is due."""
+        """Send `request` once and return the first reply `accept` takes.
+
+        None when no reply is awaited (`accept` None), or when the board stayed silent and
+        `silence_ok` says silence is normal here (it then does not count against the board).
+        """
         with self._lock:
             ser = self._serial
             if ser is None:
                 raise LockerUnavailable(f"{self.port} is not open")
             seen = _Exchange()
+            stream = self.codec.reply_stream(expect)
+            sent = False
             try:
                 ser.reset_input_buffer()
-                self._stream.clear()
+                sent = True  # from here on the request may be on the wire
                 ser.write(request)
                 if accept is None:
                     return None
-                reply = self._await_reply(ser, timeout_s, accept, seen)
+                reply = self._await_reply(ser, stream, timeout_s, accept, seen)
             except _PORT_ERRORS as exc:
                 self._close_locked()
-                raise LockerUnavailable(f"{self.port}: {exc}") from exc
+                raise LockerUnavailable(f"{self.port}: {cause(exc)}", sent=sent) from exc
+        if reply is None and silence_ok and not (seen.bad_frames or seen.rejected):
+            return None
         self._record(board, reply, seen)
         if reply is not None:
             return reply
@@ -253,23 +213,24 @@ class LockBus:
             )
         raise BoardTimeout(f"board {board}: no reply in {timeout_s:.2f}s")
 
+    @staticmethod
     def _await_reply(
-        self, ser: serial.Serial, timeout_s: float, accept: Callable[[Reply], bool], seen: _Exchange
+        ser: serial.Serial, stream: FrameStream[Reply], timeout_s: float,
+        accept: Callable[[Reply], bool], seen: _Exchange,
     ) -> Reply | None:
         deadline = time.monotonic() + timeout_s
-        bad_before = self._stream.bad_frames
         try:
             while time.monotonic() < deadline:
                 data = ser.read(max(1, ser.in_waiting))
                 if not data:
                     continue
-                for reply in self._stream.feed(data):
+                for reply in stream.feed(data):
                     if accept(reply):
                         return reply
                     seen.rejected.append(reply)  # valid, but from another board or request
             return None
         finally:
-            seen.bad_frames = self._stream.bad_frames - bad_before
+            seen.bad_frames = stream.bad_frames
 
     def _record(self, board: int, reply: Reply | None, seen: _Exchange) -> None:
         with self._health_lock:

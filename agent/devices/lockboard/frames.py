@@ -36,10 +36,15 @@ class FrameError(LockBoardError):
 
 
 class LockerUnavailable(LockBoardError, ConnectionError):
-    """The port is not open or the bus is down; nothing was sent."""
+    """The port is not open or the bus is down. `sent` is True when the port failed after the
+    request was handed to it: the board may have acted on it."""
+
+    def __init__(self, message: str, sent: bool = False) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
-RequestKind = Literal["open", "status", "probe"]
+RequestKind = Literal["open", "status", "read_lock", "probe"]
 
 
 @dataclass(frozen=True)
@@ -53,9 +58,29 @@ class Request:
 
 @dataclass(frozen=True)
 class OpenReply:
+    """The answer to an open: the lock's state bit *after* the pulse, as the board reports it
+    (bs: `11` -> 1, `00` -> 0). Whether that means released is the bus's `closed_bit`."""
+
     board: int
     lock: int
-    released: bool
+    bit: int
+
+
+@dataclass(frozen=True)
+class LockReply:
+    """The answer to a single-lock read: that lock's state bit (same polarity rule)."""
+
+    board: int
+    lock: int
+    bit: int
+
+
+@dataclass(frozen=True)
+class UnlockEcho:
+    """A kerong board that echoes the unlock request: an acknowledgement, not evidence."""
+
+    board: int
+    lock: int
 
 
 @dataclass(frozen=True)
@@ -75,7 +100,12 @@ class ProbeReply:
     board: int
 
 
-Reply = OpenReply | StatusReply | ProbeReply
+Reply = OpenReply | LockReply | StatusReply | ProbeReply | UnlockEcho
+
+# What a reply stream should expect after a status request starting with the same byte:
+# bs answers a single-lock read in 5 bytes and a whole-board read in 7, and nothing in the
+# bytes themselves tells the two apart, so the driver says which it asked for.
+Expect = Literal["board", "lock"]
 
 T = TypeVar("T")
 
@@ -149,10 +179,13 @@ class LockCodec:
     open_replies: bool  # kerong boards do not answer an unlock: status tells whether it released
     encode_open: Callable[[int, int], bytes]
     encode_status: Callable[[int], bytes]
-    encode_open_reply: Callable[[int, int, bool], bytes]
+    encode_open_reply: Callable[[int, int, int], bytes]  # board, lock, state bit after pulse
     encode_status_reply: Callable[[int, int, int], bytes]  # board, lock bits, item bits
-    reply_stream: Callable[[], FrameStream[Reply]]
+    reply_stream: Callable[[Expect], FrameStream[Reply]]
     request_stream: Callable[[], FrameStream[tuple[bytes, Request]]]
+    # Single-lock read and its answer; None where the protocol has none (kerong).
+    encode_read_lock: Callable[[int, int], bytes] | None = None
+    encode_lock_reply: Callable[[int, int, int], bytes] | None = None
 
     def check(self, address: LockAddress) -> None:
         if address.board not in self.boards or address.lock not in self.locks:

@@ -1,20 +1,27 @@
 """Codec of KERONG KR-CU16 lock boards, 19200 baud 8N1. No I/O.
 
 Request `02 ADDR CMD 03 SUM`, SUM = byte sum of the four bytes before it mod 256, with
-`ADDR = (board << 4) | (lock - 1)`: boards 0-15, locks 1-16. Unlock (CMD 31) has no reply;
-status (CMD 30, ADDR = board << 4) is answered by `02 ADDR 35 L1 L2 I1 I2 03 SUM`, L1/L2 the
-lock bits of locks 1-8 / 9-16 (bit 0 = lock 1), I1/I2 the infrared item-present bits.
+`ADDR = (board << 4) | (lock - 1)`: boards 0-15, locks 1-16. Status (CMD 30, ADDR = board << 4)
+is answered by `02 ADDR 35 L1 L2 I1 I2 03 SUM`, L1/L2 the lock bits of locks 1-8 / 9-16
+(bit 0 = lock 1), I1/I2 the infrared item-present bits.
+
+An unlock (CMD 31) has no defined answer, and boards in the field differ: most stay silent,
+some echo the unlock frame, some send a status frame. The stream knows all three: an echo
+decodes as `UnlockEcho` (an acknowledgement that says nothing about the lock), a status frame
+as a `StatusReply` like any other.
 """
 
 from __future__ import annotations
 
 from agent.devices.lockboard.frames import (
+    Expect,
     FrameError,
     FrameStream,
     LockCodec,
     Reply,
     Request,
     StatusReply,
+    UnlockEcho,
 )
 
 STX, ETX = 0x02, 0x03
@@ -49,9 +56,13 @@ def encode_status(board: int) -> bytes:
     return _frame(STX, address(board, 1), STATUS, ETX)
 
 
-def encode_open_reply(board: int, lock: int, released: bool) -> bytes:
-    del board, lock, released
-    return b""  # the board stays silent after an unlock
+def encode_open_reply(board: int, lock: int, bit: int) -> bytes:
+    del board, lock, bit
+    return b""  # the usual board stays silent after an unlock
+
+
+def encode_unlock_echo(board: int, lock: int) -> bytes:
+    return encode_open(board, lock)  # what an echoing board sends back
 
 
 def encode_status_reply(board: int, locks: int, items: int = 0) -> bytes:
@@ -73,6 +84,9 @@ def _check(frame: bytes, length: int) -> None:
 
 
 def decode_reply(frame: bytes) -> Reply:
+    if len(frame) == REQUEST_LEN and frame[2:3] == bytes([UNLOCK]):
+        _check(frame, REQUEST_LEN)
+        return UnlockEcho(frame[1] >> 4, (frame[1] & 0x0F) + 1)
     _check(frame, STATUS_REPLY_LEN)
     addr, cmd = frame[1], frame[2]
     if cmd != STATUS_REPLY:
@@ -98,7 +112,7 @@ def _reply_length(buf: bytes | bytearray) -> int | None:
         return None
     if len(buf) < 3:
         return 0
-    return STATUS_REPLY_LEN if buf[2] == STATUS_REPLY else None
+    return {STATUS_REPLY: STATUS_REPLY_LEN, UNLOCK: REQUEST_LEN}.get(buf[2])
 
 
 def _request_length(buf: bytes | bytearray) -> int | None:
@@ -109,7 +123,8 @@ def _request_length(buf: bytes | bytearray) -> int | None:
     return REQUEST_LEN if buf[2] in (UNLOCK, STATUS) else None
 
 
-def reply_stream() -> FrameStream[Reply]:
+def reply_stream(expect: Expect = "board") -> FrameStream[Reply]:
+    del expect  # kerong has one status answer
     return FrameStream(_reply_length, decode_reply)
 
 

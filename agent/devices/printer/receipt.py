@@ -1,9 +1,15 @@
-"""A receipt rendered to ESC/POS bytes: pure, no I/O, the same input gives the same bytes.
+"""A receipt rendered to ESC/POS bytes: the same input gives the same bytes.
 
 python-escpos's `text()` is not used: it sends GB18030 without the printer's Chinese-mode
 command and turns `￥` into `?` on lines without an ideograph (FACTS.md). Here every line with
-a non-ASCII character goes inside FS & ... FS . as GB18030, and `¥` (U+00A5, a 4-byte GB18030
-sequence GBK printers print as junk) becomes `￥` (U+FFE5, 2 bytes: A3 A4).
+a non-ASCII character goes inside FS & ... FS . in the printer's charset (`gb18030`, or `gbk`
+for the many printers that know only GBK/GB2312), and `¥` (U+00A5, a 4-byte GB18030 sequence
+GBK printers print as junk) becomes `￥` (U+FFE5, 2 bytes: A3 A4).
+
+A line holding a character the charset cannot encode (𠮷 and 䶮 are outside GBK) is drawn with
+the cart's CJK fonts and sent as a GS v 0 image as wide as the paper (glyphs.py); without a
+usable font each such character prints as a visible □, and the rendering says so in `notes`.
+The only I/O is reading those fonts, once.
 """
 
 from __future__ import annotations
@@ -11,9 +17,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import segno
+
+from agent.devices.printer.glyphs import Glyphs
 
 INIT = b"\x1b@"
 CHINESE_ON = b"\x1c&"  # FS &
@@ -22,6 +31,15 @@ BOLD_ON, BOLD_OFF = b"\x1bE\x01", b"\x1bE\x00"
 ALIGN = {"left": b"\x1ba\x00", "center": b"\x1ba\x01", "right": b"\x1ba\x02"}
 LF = b"\n"
 DOTS_PER_CHAR = 12  # font A: 12 dots wide, so 32 chars = 384 dots (58 mm), 48 = 576 (80 mm)
+CHARSETS = {"gb18030": "gb18030", "gbk": "gbk"}
+# Debian's fonts-hanazono covers CJK Extension A and the Extension B characters of names
+# (䶮, 𠮷); WenQuanYi Micro Hei (the screens' font) is the last resort.
+DEFAULT_FONTS = (
+    "/usr/share/fonts/truetype/hanazono/HanaMinA.ttf",
+    "/usr/share/fonts/truetype/hanazono/HanaMinB.ttf",
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+)
+PLACEHOLDER = "□"  # in GB2312, so in every charset here
 
 
 @dataclass(frozen=True)
@@ -30,12 +48,16 @@ class PrinterProfile:
     native_qr: bool = True  # GS ( k; without it the QR code is sent as a raster image
     cut: bool = True  # has a cutter (GS V); otherwise just feed for tearing
     qr_size: int = 6  # dots per QR module, 1..16
+    charset: str = "gb18030"  # what the printer's Chinese mode takes: gb18030 | gbk
+    font_paths: tuple[str, ...] = DEFAULT_FONTS  # for characters the charset cannot encode
 
     def __post_init__(self) -> None:
         if not 16 <= self.width_chars <= 64:
             raise ValueError("width_chars must be 16..64")
         if not 1 <= self.qr_size <= 16:
             raise ValueError("qr_size must be 1..16")
+        if self.charset not in CHARSETS:
+            raise ValueError(f"charset must be one of {', '.join(CHARSETS)}")
 
     @property
     def width_dots(self) -> int:
@@ -65,20 +87,34 @@ class Receipt:
     tz: str | None = None
 
 
+@dataclass(frozen=True)
+class Rendered:
+    """A receipt's bytes, and what did not print as it should (empty when all did)."""
+
+    data: bytes
+    notes: tuple[str, ...] = ()
+
+
 def render_receipt(receipt: Receipt, profile: PrinterProfile) -> bytes:
+    return render(receipt, profile).data
+
+
+def render(receipt: Receipt, profile: PrinterProfile) -> Rendered:
     if receipt.at.tzinfo is None:
         raise ValueError("receipt time must be timezone-aware")
     width = profile.width_chars
+    lines = LineWriter(profile)
+    text_line = lines.line
     out = bytearray(INIT)
 
     out += ALIGN["center"] + BOLD_ON
     title_size = 2 if columns(receipt.title_zh) * 2 <= width else 1
     out += _sized(title_size)
     for chunk in wrap(receipt.title_zh, width // title_size):
-        out += text_line(chunk)
+        out += text_line(chunk, "center", title_size)
     out += _sized(1) + BOLD_OFF
-    for chunk in wrap(receipt.title_en, width):
-        out += text_line(chunk)
+    for chunk in wrap_words(receipt.title_en, width):
+        out += text_line(chunk, "center")
     out += ALIGN["left"] + text_line("-" * width)
 
     for item in receipt.lines:
@@ -90,7 +126,7 @@ def render_receipt(receipt: Receipt, profile: PrinterProfile) -> bytes:
         scale = next((s for s in (4, 3, 2) if columns(receipt.big_text) * s <= width), 1)
         out += ALIGN["center"] + BOLD_ON + _sized(scale)
         for chunk in wrap(receipt.big_text, width // scale):
-            out += text_line(chunk)
+            out += text_line(chunk, "center", scale)
         out += _sized(1) + BOLD_OFF + ALIGN["left"]
 
     out += text_line("-" * width)
@@ -98,7 +134,7 @@ def render_receipt(receipt: Receipt, profile: PrinterProfile) -> bytes:
     for label, value in (
         ("车号 Cart", receipt.cart_id),
         ("时间 Time", local.strftime("%Y-%m-%d %H:%M")),
-        ("单号 Tx", receipt.tx_id),
+        ("流水号 Tx", receipt.tx_id),
     ):
         for row in label_value(label, value, width):
             out += text_line(row)
@@ -108,14 +144,14 @@ def render_receipt(receipt: Receipt, profile: PrinterProfile) -> bytes:
     out += native_qr(qr_data, profile.qr_size) if profile.native_qr else raster_qr(
         qr_data, profile.qr_size, profile.width_dots)
     for line in receipt.footer:
-        for chunk in wrap(line, width):
-            out += text_line(chunk)
+        for chunk in wrap_words(line, width):
+            out += text_line(chunk, "center")
     out += ALIGN["left"]
     # Feed the last line past the cutter (or the tear bar) before cutting.
     out += b"\x1bd\x04"
     if profile.cut:
         out += b"\x1dV\x01"  # GS V 1: partial cut, which most 58/80 mm cutters support
-    return bytes(out)
+    return Rendered(bytes(out), tuple(lines.notes))
 
 
 def _sized(scale: int) -> bytes:
@@ -134,11 +170,58 @@ def clean(text: str) -> str:
 
 
 def text_line(text: str) -> bytes:
-    """One line of text and LF: ASCII as is, anything else as GB18030 in Chinese mode."""
-    text = clean(text)
-    if text.isascii():
-        return text.encode("ascii") + LF
-    return CHINESE_ON + text.encode("gb18030") + CHINESE_OFF + LF
+    """One line of text and LF in GB18030 (see LineWriter for other charsets)."""
+    return LineWriter(PrinterProfile()).line(text)
+
+
+@lru_cache(maxsize=4)
+def glyphs_for(font_paths: tuple[str, ...]) -> Glyphs:
+    return Glyphs(font_paths)
+
+
+class LineWriter:
+    """Lines of one receipt in the profile's charset; `notes` collects what printed as a
+    placeholder."""
+
+    def __init__(self, profile: PrinterProfile) -> None:
+        self.profile = profile
+        self.codec = CHARSETS[profile.charset]
+        self.notes: list[str] = []
+
+    def line(self, text: str, align: str = "left", scale: int = 1) -> bytes:
+        text = clean(text)
+        if text.isascii():
+            return text.encode("ascii") + LF
+        try:
+            return CHINESE_ON + text.encode(self.codec) + CHINESE_OFF + LF
+        except UnicodeEncodeError:
+            return self._outside_charset(text, align, scale)
+
+    def _outside_charset(self, text: str, align: str, scale: int) -> bytes:
+        strangers = [ch for ch in dict.fromkeys(text) if not _encodes(ch, self.codec)]
+        glyphs = glyphs_for(self.profile.font_paths)
+        if glyphs.usable:
+            drawn = glyphs.draw_line(text, self.profile.width_dots, align, scale)
+            if drawn.missing:
+                self.notes.append(f"no font has {_names(drawn.missing)}: printed as a box")
+            # GS v 0 advances the paper by the image's height: no LF after it.
+            return raster(drawn.rows, feed=False)
+        self.notes.append(f"no usable font ({'; '.join(glyphs.problems) or 'none configured'})"
+                          f": {_names(strangers)} printed as {PLACEHOLDER}")
+        shown = "".join(PLACEHOLDER if ch in strangers else ch for ch in text)
+        return CHINESE_ON + shown.encode(self.codec) + CHINESE_OFF + LF
+
+
+def _encodes(ch: str, codec: str) -> bool:
+    try:
+        ch.encode(codec)
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _names(chars: list[str]) -> str:
+    return ", ".join(f"U+{ord(ch):04X} {ch}" for ch in chars)
 
 
 def columns(text: str) -> int:
@@ -172,6 +255,19 @@ def wrap(text: str, width: int) -> list[str]:
     if current.strip() or not lines:
         lines.append(current.rstrip())
     return lines
+
+
+def wrap_words(text: str, width: int) -> list[str]:
+    """wrap(), with the lines evened out: as few lines as wrap() needs, but as narrow as
+    possible, so a centred footer does not leave one word alone on its last line."""
+    lines = wrap(text, width)
+    best = lines
+    for narrower in range(width - 1, 0, -1):
+        candidate = wrap(text, narrower)
+        if len(candidate) != len(lines):
+            break
+        best = candidate
+    return best
 
 
 def _tokens(text: str) -> list[str]:
@@ -224,8 +320,9 @@ def raster_qr(data: bytes, size: int, max_width_dots: int) -> bytes:
     return raster(rows)
 
 
-def raster(rows: list[list[bool]]) -> bytes:
-    """GS v 0 m=0: rows packed 8 dots per byte, most significant bit leftmost, 1 = black."""
+def raster(rows: list[list[bool]], feed: bool = True) -> bytes:
+    """GS v 0 m=0: rows packed 8 dots per byte, most significant bit leftmost, 1 = black;
+    `feed` adds a line feed after it (a QR code's margin), none for a line of text."""
     height = len(rows)
     width = len(rows[0]) if rows else 0
     width_bytes = (width + 7) // 8
@@ -237,4 +334,4 @@ def raster(rows: list[list[bool]]) -> bytes:
             if black:
                 packed[x // 8] |= 0x80 >> (x % 8)
         out += packed
-    return bytes(out) + LF
+    return bytes(out) + (LF if feed else b"")

@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 import serial
 
+from agent.devices.errors import cannot_open, cause
+
 
 class TransportError(OSError):
     """The printer's connection failed or timed out."""
@@ -58,7 +60,7 @@ class SerialTransport:
         try:
             self._serial = serial.Serial(self.port, self.baudrate, timeout=0, write_timeout=1)
         except _SERIAL_ERRORS as exc:
-            raise TransportError(f"cannot open {self.port}: {exc}") from exc
+            raise TransportError(cannot_open(self.port, exc)) from exc
 
     def close(self) -> None:
         if self._serial is not None:
@@ -81,7 +83,7 @@ class SerialTransport:
         except serial.SerialTimeoutException as exc:
             raise TransportError(f"write to {self.port} timed out after {timeout_s} s") from exc
         except _SERIAL_ERRORS as exc:
-            raise TransportError(f"write to {self.port} failed: {exc}") from exc
+            raise TransportError(f"write to {self.port} failed: {cause(exc)}") from exc
 
     def read(self, max_bytes: int, timeout_s: float) -> bytes:
         """Waits up to `timeout_s` for the first byte, then returns what has arrived."""
@@ -95,7 +97,7 @@ class SerialTransport:
                 data += port.read(min(waiting, max_bytes - 1))
             return data
         except _SERIAL_ERRORS as exc:
-            raise TransportError(f"read from {self.port} failed: {exc}") from exc
+            raise TransportError(f"read from {self.port} failed: {cause(exc)}") from exc
 
     def drain(self, timeout_s: float) -> None:
         """Wait until the bytes queued in the kernel are on the wire: at 9600 baud a 5 KB
@@ -109,13 +111,13 @@ class SerialTransport:
                     raise TransportError(f"{self.port} did not take the data in {timeout_s} s")
                 time.sleep(0.01)
         except _SERIAL_ERRORS as exc:
-            raise TransportError(f"{self.port} failed: {exc}") from exc
+            raise TransportError(f"{self.port} failed: {cause(exc)}") from exc
 
     def discard_input(self) -> None:
         try:
             self._port().reset_input_buffer()
         except _SERIAL_ERRORS as exc:
-            raise TransportError(f"{self.port} failed: {exc}") from exc
+            raise TransportError(f"{self.port} failed: {cause(exc)}") from exc
 
 
 class NetworkTransport:
@@ -131,7 +133,7 @@ class NetworkTransport:
         try:
             sock = socket.create_connection((self.host, self.port), self.connect_timeout_s)
         except OSError as exc:
-            raise TransportError(f"cannot connect to {self.description}: {exc}") from exc
+            raise TransportError(f"cannot connect to {self.description}: {cause(exc)}") from exc
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock = sock
 
@@ -151,7 +153,7 @@ class NetworkTransport:
             sock.settimeout(timeout_s)
             sock.sendall(data)
         except OSError as exc:
-            raise TransportError(f"send to {self.description} failed: {exc}") from exc
+            raise TransportError(f"send to {self.description} failed: {cause(exc)}") from exc
 
     def read(self, max_bytes: int, timeout_s: float) -> bytes:
         sock = self._socket()
@@ -161,7 +163,7 @@ class NetworkTransport:
         except TimeoutError:
             return b""
         except OSError as exc:
-            raise TransportError(f"receive from {self.description} failed: {exc}") from exc
+            raise TransportError(f"receive from {self.description} failed: {cause(exc)}") from exc
         if not data:
             raise TransportError(f"{self.description} closed the connection")
         return data
@@ -195,7 +197,7 @@ class FileTransport:
         try:
             self._fd = os.open(self.path, flags, 0o644)
         except OSError as exc:
-            raise TransportError(f"cannot open {self.path}: {exc}") from exc
+            raise TransportError(cannot_open(self.path, exc)) from exc
 
     def close(self) -> None:
         if self._fd is not None:
@@ -211,7 +213,7 @@ class FileTransport:
             try:
                 written = os.write(self._fd, view)
             except OSError as exc:
-                raise TransportError(f"write to {self.path} failed: {exc}") from exc
+                raise TransportError(f"write to {self.path} failed: {cause(exc)}") from exc
             view = view[written:]
             if view and time.monotonic() > deadline:
                 raise TransportError(f"write to {self.path} timed out")

@@ -3,6 +3,14 @@
 USB cameras stall rather than fail: the device stays open and frames stop coming. The loop
 therefore watches the time since the last good frame and raises when it exceeds
 `frame_timeout_s`, so the supervisor closes and reopens the camera.
+
+Stopping is prompt and clean: a blocking read gives up after at most READ_TIMEOUT_S, the loop
+looks at `stop` between frames, and the capture is always released by the thread that used
+it before `run` returns. (A process that exits while OpenCV's capture threads still run is
+aborted by the C++ runtime: "terminate called without an active exception".)
+
+Most frames are read quickly (one pass); every THOROUGH_EVERY-th frame gets the thorough read
+(decoders.py), so a frame with nothing in it stays cheap.
 """
 
 from __future__ import annotations
@@ -13,15 +21,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from agent.devices.errors import DeviceUnavailable
 from agent.devices.scanner.decoders import DECODERS, DecodedCode, decode_image
 from agent.devices.scanner.lines import RepeatFilter, ScanEvent, repeat_key
 from agent.health import Health
 
 log = logging.getLogger(__name__)
 
+READ_TIMEOUT_S = 1.0  # longest a blocking read may hold up a stop
+THOROUGH_EVERY = 4
 
-class CameraError(RuntimeError):
-    """The camera could not be opened or stopped delivering frames."""
+
+class CameraError(DeviceUnavailable):
+    """The camera could not be opened or stopped delivering frames (names the source)."""
 
 
 class CameraScanner:
@@ -66,9 +78,10 @@ class CameraScanner:
             raise CameraError("opencv is not installed (the camera extra)") from exc
         # The timeouts bound a blocking open/read where the backend honours them (FFmpeg for
         # files and network streams); V4L2 gives up on its own after ~10 s of no frame.
-        timeout_ms = int(self.frame_timeout_s * 1000)
+        open_ms = int(self.frame_timeout_s * 1000)
+        read_ms = int(min(self.frame_timeout_s, READ_TIMEOUT_S) * 1000)
         capture = cv2.VideoCapture(self.source, cv2.CAP_ANY, [
-            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms])
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, open_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, read_ms])
         try:
             if not capture.isOpened():
                 raise CameraError(f"cannot open camera {self.source!r}")
@@ -79,7 +92,8 @@ class CameraScanner:
                 now = time.monotonic()
                 if not ok or frame is None:
                     if now - last_frame > self.frame_timeout_s:
-                        raise CameraError(f"no frame from camera for {now - last_frame:.1f} s")
+                        raise CameraError(f"no frame from camera {self.source!r} for "
+                                          f"{now - last_frame:.1f} s")
                     stop.wait(0.02)
                     continue
                 last_frame = now
@@ -103,7 +117,8 @@ class CameraScanner:
             scale = self.max_width / width
             frame = cv2.resize(frame, (self.max_width, max(1, round(height * scale))),
                                interpolation=cv2.INTER_AREA)
-        for code in decode_image(frame, self.decoder):
+        thorough = self.frames % THOROUGH_EVERY == 0
+        for code in decode_image(frame, self.decoder, thorough=thorough):
             event = event_from_code(code)
             if self.repeats.accept(repeat_key(event), event.mono):
                 if event.error:

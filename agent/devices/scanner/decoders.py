@@ -4,7 +4,15 @@ Decoders guess a charset when a QR code carries no ECI: zbar's text mode reads m
 UTF-8 Chinese strings as Japanese or Big5 without any error, zxing-cpp reads GBK as Latin-1.
 A wrong text is worse than none (a parcel label read wrongly opens nothing, or the wrong
 thing), so the rule here is: the bytes are UTF-8, or the symbol declares its charset with an
-ECI, or the code is reported as undecodable.
+ECI, or the QR mode itself fixes it (Kanji mode is Shift JIS, Hanzi mode GB2312: read from
+the symbol's modules, qr_modes.py), or the code is reported as undecodable.
+
+A thorough read (`thorough=True`, the default) tries harder when the first pass read nothing:
+an image no wider than a camera frame is read again at twice the size (small codes need more
+than one pixel per module for the binarizer), and a symbol that was found but failed its
+error correction is given to OpenCV's reader for curved surfaces, whose text is taken only
+when it is plain ASCII (its charset handling is a guess). The camera reads most frames quickly
+and only some thoroughly (camera.py).
 
 cv2, zxingcpp and pyzbar are the optional `camera` extra: imported on first use only.
 """
@@ -19,15 +27,14 @@ if TYPE_CHECKING:
     import numpy as np
 
 DECODERS = ("zxing", "pyzbar")
-# Measured by bench/bench_decoders.py on the 179 ZXing black-box photos, reading bytes: zxing
-# 153 correct, 13 undecodable (Shift-JIS/GB2312 without ECI), 13 missed, 0.26 ms per image;
-# pyzbar 144 correct, 12 undecodable, 23 missed, 2.3 ms. Neither misread one silently (their
-# own text modes did: pyzbar 9, zxing-cpp 1).
+# Measured by bench/bench_decoders.py on the 179 ZXing black-box photos: see the README's
+# figures. Neither reader here misreads a code silently (the libraries' own text modes do).
 DEFAULT_DECODER = "zxing"
+THOROUGH_MAX_WIDTH = 640  # images up to this wide get the 2x second pass
 
 # ECI assignment number -> Python codec (AIM ECI specification). Only charsets the symbol
 # names explicitly; 899 is "binary" and has no text.
-_ECI_CODECS: dict[int, str] = {
+ECI_CODECS: dict[int, str] = {
     0: "cp437", 1: "latin-1", 2: "cp437", 3: "latin-1", 4: "iso8859-2", 5: "iso8859-3",
     6: "iso8859-4", 7: "iso8859-5", 8: "iso8859-6", 9: "iso8859-7", 10: "iso8859-8",
     11: "iso8859-9", 12: "iso8859-10", 13: "iso8859-11", 15: "iso8859-13", 16: "iso8859-14",
@@ -52,10 +59,11 @@ class DecodedCode:
     eci: int | None = None
 
 
-def decode_image(img: np.ndarray, decoder: str = DEFAULT_DECODER) -> list[DecodedCode]:
+def decode_image(img: np.ndarray, decoder: str = DEFAULT_DECODER,
+                 thorough: bool = True) -> list[DecodedCode]:
     """QR codes in a grayscale or BGR image, each with its bytes and its text or an error."""
     if decoder == "zxing":
-        return _decode_zxing(img)
+        return _decode_zxing(_to_gray(img), thorough)
     if decoder == "pyzbar":
         return _decode_pyzbar(img)
     raise ValueError(f"unknown QR decoder {decoder!r}; choose one of {', '.join(DECODERS)}")
@@ -71,7 +79,7 @@ def text_from_segments(segments: list[tuple[int | None, bytes]]) -> DecodedCode:
     parts: list[str] = []
     charsets: list[str] = []
     for eci, data in segments:
-        codec = "utf-8" if eci is None else _ECI_CODECS.get(eci)
+        codec = "utf-8" if eci is None else ECI_CODECS.get(eci)
         if codec is None:
             what = "binary" if eci == 899 else f"unsupported ECI {eci}"
             return DecodedCode(raw, None, f"undecodable: {what}", None, eci)
@@ -113,27 +121,70 @@ def split_eci(data: bytes) -> list[tuple[int | None, bytes]]:
     return segments
 
 
-def _decode_zxing(img: np.ndarray) -> list[DecodedCode]:
+def _decode_zxing(gray: np.ndarray, thorough: bool) -> list[DecodedCode]:
     try:
         import zxingcpp
     except ImportError as exc:
         raise DecoderUnavailable("zxing-cpp is not installed (the camera extra)") from exc
+    found = _zxing_read(zxingcpp, gray, zxingcpp.Binarizer.LocalAverage, thorough)
+    codes = [_zxing_code(gray, b) for b in found if b.valid]
+    if codes or not thorough:
+        return codes
+    height, width = gray.shape[:2]
+    if width <= THOROUGH_MAX_WIDTH:
+        import cv2
+
+        bigger = cv2.resize(gray, (width * 2, height * 2), interpolation=cv2.INTER_LINEAR)
+        for binarizer in (zxingcpp.Binarizer.LocalAverage, zxingcpp.Binarizer.GlobalHistogram):
+            again = [b for b in _zxing_read(zxingcpp, bigger, binarizer, False) if b.valid]
+            if again:
+                return [_zxing_code(bigger, b) for b in again]
+    if any(not b.valid for b in found):  # a symbol is there but failed: maybe a curved one
+        return _opencv_curved(gray)
+    return []
+
+
+def _zxing_read(zxingcpp: Any, gray: Any, binarizer: Any, with_errors: bool) -> Any:
     # HexECI gives the symbology identifier and the bytes with the ECI switches kept, in one
     # read: `.bytes` alone drops the ECIs, `.text` is transcoded with a guessed charset.
-    found = zxingcpp.read_barcodes(
-        img, formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode),
-        text_mode=zxingcpp.TextMode.HexECI,
+    return zxingcpp.read_barcodes(
+        gray, formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode),
+        text_mode=zxingcpp.TextMode.HexECI, binarizer=binarizer, return_errors=with_errors,
     )
-    codes = []
-    for barcode in found:
-        with_eci = bytes.fromhex(barcode.text)
-        ident, body = with_eci[:3], with_eci[3:]
-        # ]Q2, ]Q4 and ]Q6 are the modifiers that say the data follows the ECI protocol.
-        if ident[:2] == b"]Q" and ident[2:3] in (b"2", b"4", b"6"):
-            codes.append(text_from_segments(split_eci(body)))
-        else:
-            codes.append(text_from_segments([(None, barcode.bytes)]))
-    return codes
+
+
+def _zxing_code(gray: Any, barcode: Any) -> DecodedCode:
+    with_eci = bytes.fromhex(barcode.text)
+    ident, body = with_eci[:3], with_eci[3:]
+    # ]Q2, ]Q4 and ]Q6 are the modifiers that say the data follows the ECI protocol.
+    if ident[:2] == b"]Q" and ident[2:3] in (b"2", b"4", b"6"):
+        code = text_from_segments(split_eci(body))
+    else:
+        code = text_from_segments([(None, barcode.bytes)])
+    if code.text is None:
+        # Maybe Kanji or Hanzi mode, whose charset the standard fixes: read the modes.
+        from agent.devices.scanner.qr_modes import reread, text_from_modes
+
+        segments = reread(gray, barcode)
+        if segments is not None:
+            return text_from_modes(segments, code.raw)
+    return code
+
+
+def _opencv_curved(gray: Any) -> list[DecodedCode]:
+    import cv2
+
+    # Its reader logs each QR mode it does not know; errors still raise.
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_FATAL)
+    detector = cv2.QRCodeDetector()
+    try:
+        found, corners = detector.detect(gray)
+        text = detector.decodeCurved(gray, corners)[0] if found else ""
+    except cv2.error:
+        return []
+    if not text or not text.isascii():
+        return []  # OpenCV's text of non-ASCII bytes is a charset guess: not taken
+    return [DecodedCode(text.encode("ascii"), text, None, "ascii")]
 
 
 _ZBAR_CFG_BINARY = 4  # zbar >= 0.23: hand over the symbol's bytes without charset conversion

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import serial
 
+from agent.devices.errors import DeviceUnavailable, cannot_open
 from agent.devices.scanner.lines import (
     LineReader,
     RepeatFilter,
@@ -57,7 +58,11 @@ class SerialScanner:
 
     def run(self, stop: threading.Event) -> None:
         reader = LineReader(self.max_line, self.idle_timeout_s)
-        with serial.Serial(self.port, self.baudrate, timeout=_READ_TIMEOUT_S) as port:
+        try:
+            port = serial.Serial(self.port, self.baudrate, timeout=_READ_TIMEOUT_S)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise DeviceUnavailable(cannot_open(self.port, exc)) from exc
+        with port:
             if self.health.set_ok(port=self.port):
                 log.info("scanner on %s ready", self.port)
             while not stop.is_set():
