@@ -3,6 +3,7 @@ and straight to the devices when no daemon runs."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -91,3 +92,73 @@ def test_with_the_daemon_running_commands_go_through_it(tmp_path: Path) -> None:
         assert "agent running" in status.stdout and "A02" in status.stdout
     finally:
         rig.stop()
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else b"<dir>"
+            for p in sorted(root.rglob("*"))}
+
+
+def _device_doc(tmp: Path) -> dict[str, object]:
+    """Devices configured at paths where nothing is plugged in."""
+    return offline_config(tmp, scanner={"kind": "serial", "port": str(tmp / "no-scanner")},
+                          printer={"kind": "serial", "port": str(tmp / "no-printer")},
+                          locker={"enabled": True, "port": str(tmp / "no-locker"),
+                                  "compartments": [{"id": "A01", "board": 1, "lock": 1}]})
+
+
+def test_status_without_the_daemon_creates_nothing_and_says_what_it_does_not_know(
+        tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "agent.toml", _device_doc(tmp_path))
+    before = _tree(tmp_path)
+    out = cli(cfg, "status")
+    assert _tree(tmp_path) == before                          # no data_dir, no cart.db
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines() == [
+        f"cart-agent: no store at {tmp_path / 'data' / 'cart.db'}: "
+        "the agent has not run with this data_dir yet"]
+    assert "agent not running" in out.stdout
+    assert "queue, config versions, compartments: unknown (no store)" in out.stdout
+    for device in ("scanner", "printer", "locker"):
+        assert f"{device:8} unknown (the agent is not running)" in out.stdout
+    assert "FAIL" not in out.stdout and "v-" not in out.stdout
+    report = json.loads(cli(cfg, "status", "--json").stdout)
+    assert report["store"] == {"path": str(tmp_path / "data" / "cart.db"), "found": False}
+    assert report["queue"] is None and report["compartments"] == []
+    assert {name: dev["ok"] for name, dev in report["devices"].items()} == {
+        "scanner": None, "printer": None, "locker": None}
+
+
+def test_status_reads_a_store_without_changing_it(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "agent.toml", _device_doc(tmp_path))
+    store = Store(tmp_path / "data" / "cart.db", "bc-test")
+    store.record("ticket.issue", {"service": "gov", "number": 1})
+    store.close()                                 # a clean stop: no -wal or -shm left
+    before = _tree(tmp_path)
+    out = cli(cfg, "status")
+    assert out.returncode == 0, out.stderr
+    assert _tree(tmp_path) == before              # not one byte, not one new file
+    assert "queue: 1 pending (oldest" in out.stdout and "last sync never" in out.stdout
+    assert "config: the file only (no pushed config applied)" in out.stdout
+    assert "printer  unknown (the agent is not running)" in out.stdout
+
+    # A daemon that died leaves its committed records in the -wal file: they count too.
+    writer = Store(tmp_path / "data" / "cart.db", "bc-test")
+    try:
+        writer.record("ticket.issue", {"service": "gov", "number": 2})
+        files = sorted(p.name for p in (tmp_path / "data").iterdir())
+        out = cli(cfg, "status", "--json")
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["queue"]["pending"] == 2
+        assert sorted(p.name for p in (tmp_path / "data").iterdir()) == files
+    finally:
+        writer.close()
+
+
+def test_print_test_reports_its_error_once(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "agent.toml", _device_doc(tmp_path))
+    out = cli(cfg, "print-test")
+    assert out.returncode == 1
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cart-agent: print-test: "), out.stderr
+    assert str(tmp_path / "no-printer") in lines[0]
