@@ -58,9 +58,12 @@ def device_view(services: dict[str, Any], running: bool, cfg: AgentConfig) -> di
 
 def open_store(cfg: AgentConfig) -> Store | None:
     """The store, read-only; None when there is none yet. Other failures raise StoreError."""
-    if not cfg.db_path.is_file():
+    path = cfg.db_path
+    if not path.exists():
         return None
-    return Store(cfg.db_path, cfg.cart_id, read_only=True)
+    if not path.is_file():
+        raise StoreError("not a file")
+    return Store(path, cfg.cart_id, read_only=True)
 
 
 def collect(cfg: AgentConfig, store: Store | None, now: float | None = None) -> dict[str, Any]:
@@ -108,19 +111,18 @@ def _from_store(store: Store) -> dict[str, Any]:
 
 
 def safe_collect(cfg: AgentConfig) -> tuple[dict[str, Any], str | None]:
-    """The report, and the reason the store could not be read (None when it was)."""
+    """The report, and why the store could not be read (None when it was)."""
+    store = None
     try:
         store = open_store(cfg)
+        if store is None:
+            return collect(cfg, None), (f"no store at {cfg.db_path}: the agent has not run "
+                                        "with this data_dir yet")
+        return collect(cfg, store), None
     except StoreError as exc:
         report = collect(cfg, None)
-        report["store"]["found"] = cfg.db_path.exists()
+        report["store"]["found"] = True
         return report, f"cannot read the store {cfg.db_path}: {exc}"
-    try:
-        missing = None if store is not None else (
-            f"no store at {cfg.db_path}: the agent has not run with this data_dir yet")
-        return collect(cfg, store), missing
-    except StoreError as exc:
-        return collect(cfg, None), f"cannot read the store {cfg.db_path}: {exc}"
     finally:
         if store is not None:
             store.close()

@@ -162,3 +162,14 @@ def test_print_test_reports_its_error_once(tmp_path: Path) -> None:
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("cart-agent: print-test: "), out.stderr
     assert str(tmp_path / "no-printer") in lines[0]
+
+
+def test_status_on_a_damaged_store_says_so_and_leaves_it(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "agent.toml", _device_doc(tmp_path))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "cart.db").write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 8)
+    before = _tree(tmp_path)
+    out = cli(cfg, "status")
+    assert out.returncode == 1 and _tree(tmp_path) == before
+    assert "unknown (store unreadable)" in out.stdout
+    assert out.stderr.startswith(f"cart-agent: cannot read the store {tmp_path}/data/cart.db: ")
