@@ -9,7 +9,6 @@ report says so rather than guessing.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from agent.config import AgentConfig
@@ -66,8 +65,7 @@ def open_store(cfg: AgentConfig) -> Store | None:
     return Store(path, cfg.cart_id, read_only=True)
 
 
-def collect(cfg: AgentConfig, store: Store | None, now: float | None = None) -> dict[str, Any]:
-    now = time.time() if now is None else now
+def collect(cfg: AgentConfig, store: Store | None) -> dict[str, Any]:
     services = live_health(cfg)
     running = services is not None
     services = services or {}

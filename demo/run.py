@@ -152,6 +152,24 @@ def _stop(proc: subprocess.Popen[bytes]) -> int:
     return proc.returncode
 
 
+def make_run_dir() -> Path:
+    """A fresh directory for this run, under $TMPDIR (or /tmp when that is too deep for the
+    control socket's path)."""
+    run_dir = Path(tempfile.mkdtemp(prefix="cart-demo-"))
+    if len(str(run_dir / "data" / "control.sock")) > SOCKET_PATH_MAX:
+        run_dir.rmdir()
+        run_dir = Path(tempfile.mkdtemp(prefix="cart-demo-", dir="/tmp"))
+    return run_dir
+
+
+def _start_daemon(config_path: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    """The real daemon, as on a cart: `cart-agent run`, logging to the run's agent.log."""
+    with log_path.open("w") as log:
+        return subprocess.Popen([sys.executable, "-m", "agent", "run", "-c", str(config_path)],
+                                stdout=log, stderr=log, cwd=REPO,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
 def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM ends the demo as ^C does: daemon stopped, files removed
 
@@ -169,18 +187,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--port must be 0..65535")
     signal.signal(signal.SIGTERM, _interrupt)
 
-    run_dir = Path(tempfile.mkdtemp(prefix="cart-demo-"))
-    if len(str(run_dir / "data" / "control.sock")) > SOCKET_PATH_MAX:
-        run_dir.rmdir()  # $TMPDIR is too deep for the control socket's path
-        run_dir = Path(tempfile.mkdtemp(prefix="cart-demo-", dir="/tmp"))
+    run_dir = make_run_dir()
     sim = SimulatedCart(run_dir / "dev")
     config_path = write_run_config(run_dir, sim, choose_port(args.keep, args.port))
     cfg = load(config_path)
     log_path = run_dir / "agent.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "agent", "run", "-c", str(config_path)],
-                                stdout=log, stderr=log, cwd=REPO,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = _start_daemon(config_path, log_path)
     failure: str | None = None
     try:
         if not _wait_ready(proc, cfg):
