@@ -32,7 +32,7 @@ from demo.walk import REPO, Demo, Screen, say, walk
 CONFIG = REPO / "config" / "demo.toml"
 DEMO_PIN = "246810"  # config/demo.toml holds its scrypt hash
 KEPT_PORT = 8765
-SOCKET_PATH_MAX = 100  # a Unix socket's path must fit in 108 bytes
+SOCKET_PATH_MAX = 107  # a Unix socket's path and its NUL fit in 108 bytes
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:

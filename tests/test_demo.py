@@ -28,7 +28,7 @@ def test_the_demo_pin_is_the_one_printed() -> None:
     assert verify_pin("246810", load(REPO / "config" / "demo.toml").security.attendant_pin_hash)
 
 
-def check_walk_through(out: subprocess.CompletedProcess[str], tmp: Path) -> None:
+def check_walk_through(out: subprocess.CompletedProcess[str], tmp: Path) -> Path:
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     text = out.stdout
     assert "local times are Asia/Shanghai (UTC+08:00)" in text
@@ -40,12 +40,20 @@ def check_walk_through(out: subprocess.CompletedProcess[str], tmp: Path) -> None
     assert "签名错误" in text and "无法识别" in text             # forged and garbage refused
     assert "pending" in text and "last sync never" in text      # offline-first
     assert "attendant console  http://127.0.0.1:8765/attendant  PIN 246810" in text
-    run_dir = re.search(r"running on simulated devices in (\S+);", text)
-    assert run_dir and Path(run_dir.group(1)).parent == tmp
+    run_dir = _run_dir(text)
     assert text.rstrip().splitlines()[-1] == (
-        f"Demo over: the cart stopped cleanly and {run_dir.group(1)} is removed.")
-    assert list(tmp.iterdir()) == []                            # its own directory, removed
+        f"Demo over: the cart stopped cleanly and {run_dir} is removed.")
+    assert not run_dir.exists() and list(tmp.iterdir()) == []  # its own directory, removed
     assert "agent_exit" not in text
+    return run_dir
+
+
+def _run_dir(text: str) -> Path:
+    """The run's own directory, as the demo announces it (under $TMPDIR, or /tmp when that is
+    too deep for a socket path)."""
+    found = re.search(r"running on simulated devices in (\S+);", text)
+    assert found, text[-3000:]
+    return Path(found.group(1))
 
 
 def _login(base: str, pin: str) -> int:
@@ -88,12 +96,13 @@ def test_demo_walks_through_the_day_beside_a_kept_demo(tmp_path: Path) -> None:
         base, pin = console.group(1), console.group(3)
         assert console.group(2) != "8765"                       # --port 0: a free port
         assert _login(base, pin) == 303                         # the printed PIN logs in
-        kept_dir = next((tmp_path / "k").iterdir())
+        kept_dir = _run_dir("".join(lines))
         db = kept_dir / "data" / "cart.db"
 
         cmd, env = demo(tmp_path / "p")
-        check_walk_through(subprocess.run(cmd, cwd=REPO, env=env, capture_output=True,
-                                          text=True, timeout=120), tmp_path / "p")
+        other_dir = check_walk_through(subprocess.run(
+            cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120), tmp_path / "p")
+        assert other_dir != kept_dir
         assert db.is_file() and _login(base, pin) == 303       # the kept run is untouched
     finally:
         kept.send_signal(signal.SIGTERM)

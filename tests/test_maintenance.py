@@ -4,6 +4,7 @@ and straight to the devices when no daemon runs."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -21,6 +22,17 @@ REPO = Path(__file__).resolve().parents[1]
 def cli(cfg: Path, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "agent", *args, "-c", str(cfg)], cwd=REPO,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def _wait_opened(proc: subprocess.Popen[str], device: str) -> None:
+    """Until `proc` holds the device open (a fixed sleep loses the race on a busy machine)."""
+    target = os.path.realpath(device)
+
+    def opened() -> bool:
+        fds = Path(f"/proc/{proc.pid}/fd")
+        return any(os.path.realpath(fd) == target for fd in fds.iterdir())
+
+    wait_for(opened, timeout_s=30, what=f"scan-test to open {device}")
 
 
 def test_without_daemon_the_commands_drive_the_devices(tmp_path: Path) -> None:
@@ -50,7 +62,7 @@ def test_without_daemon_the_commands_drive_the_devices(tmp_path: Path) -> None:
 
         proc = subprocess.Popen([sys.executable, "-m", "agent", "scan-test", "--count", "2",
                                  "-c", str(cfg)], cwd=REPO, stdout=subprocess.PIPE, text=True)
-        time.sleep(1.5)
+        _wait_opened(proc, sim.scanner.path)
         sim.scanner.scan("HELLO-1")
         sim.scanner.scan("你好".encode("gb18030"))
         out_text, _ = proc.communicate(timeout=20)
@@ -84,8 +96,12 @@ def test_with_the_daemon_running_commands_go_through_it(tmp_path: Path) -> None:
         wait_for(lambda: rig.sim.printer.receipts(), what="the test receipt")
         proc = subprocess.Popen([sys.executable, "-m", "agent", "scan-test", "--count", "1",
                                  "-c", str(cfg)], cwd=REPO, stdout=subprocess.PIPE, text=True)
-        time.sleep(1.5)
-        rig.sim.scanner.scan("SCAN-WHILE-RUNNING")
+        # Scan until scan-test, once subscribed to the daemon's scans, prints one and ends
+        # (a fixed sleep loses the race on a busy machine).
+        deadline = time.monotonic() + 30
+        while proc.poll() is None and time.monotonic() < deadline:
+            rig.sim.scanner.scan("SCAN-WHILE-RUNNING")
+            time.sleep(0.3)
         out_text, _ = proc.communicate(timeout=20)
         assert out_text.strip() == "SCAN-WHILE-RUNNING"
         status = cli(cfg, "status")
