@@ -73,6 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "hash-pin":
             return hash_pin()
         cfg = _load(args.config)
+        if args.command == "status":  # reads only: a data_dir it may not write is fine
+            from agent import maintenance as status_reader
+
+            return status_reader.status(cfg, args.json)
         problems = check_data_dir(cfg)
         if problems:
             for line in problems:
@@ -84,8 +88,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_daemon(cfg, config_path(args.config))
         from agent import maintenance
 
-        if args.command == "status":
-            return maintenance.status(cfg, args.json)
         if args.command == "locker":
             if args.locker_command == "status":
                 return maintenance.locker_status(cfg, args.id)

@@ -3,9 +3,12 @@ straight to the devices when there is not (so two processes never share one bus)
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import sys
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from agent.config import AgentConfig
@@ -29,17 +32,14 @@ def _fail(message: str, code: int = EXIT_FAIL) -> int:
 
 
 def status(cfg: AgentConfig, as_json: bool) -> int:
-    from agent.status import collect, render_text
+    """Prints what is known; exit 1 when the store is missing or unreadable (what is known is
+    still printed, and the reason goes to stderr)."""
+    from agent.status import render_text, safe_collect
 
-    try:
-        store = Store(cfg.db_path, cfg.cart_id)
-    except StoreError as exc:
-        return _fail(f"cannot open the store: {exc}")
-    try:
-        report = collect(cfg, store)
-    finally:
-        store.close()
+    report, problem = safe_collect(cfg)
     print(json.dumps(report, ensure_ascii=False, indent=2) if as_json else render_text(report))
+    if problem:
+        return _fail(problem)
     return EXIT_OK
 
 
@@ -168,7 +168,7 @@ def print_test(cfg: AgentConfig) -> int:
     if replies is not None:
         reply = replies[0] if replies else {"ok": False, "error": "no answer from the agent"}
         if not reply.get("ok"):
-            return _fail(f"printer: {reply.get('error')}")
+            return _fail(f"print-test: {reply.get('error')}")
         print("test receipt printed")
         return EXIT_OK
     from agent.devices.printer.service import PrinterError
@@ -177,11 +177,27 @@ def print_test(cfg: AgentConfig) -> int:
 
     printer = build_printer(cfg)
     try:
-        printer.print_bytes(test_receipt_bytes(cfg))
+        with _device_logs_silenced():
+            printer.print_bytes(test_receipt_bytes(cfg))
     except (PrinterError, OSError) as exc:
-        return _fail(f"printer: {exc}")
+        return _fail(f"print-test: {exc}")
     print("test receipt printed")
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def _device_logs_silenced() -> Iterator[None]:
+    """A one-shot command reports the device's error itself, once, on stderr. The device code
+    also logs it for the daemon's journal; with no handler set up here, Python's last-resort
+    handler would print that record as well: the same error twice. A NullHandler counts as a
+    handler (records still reach any handler a caller set up on the root logger)."""
+    devices = logging.getLogger("agent.devices")
+    quiet = logging.NullHandler()
+    devices.addHandler(quiet)
+    try:
+        yield
+    finally:
+        devices.removeHandler(quiet)
 
 
 def scan_test(cfg: AgentConfig, count: int) -> int:

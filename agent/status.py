@@ -1,20 +1,23 @@
 """`cart-agent status`: what the store knows, readable with or without the daemon running.
 
-The store is read directly (WAL lets this process read while the daemon writes); live device
-health comes from the running daemon over its control socket.
+The store is opened read-only (WAL lets this process read while the daemon writes): a status
+command creates and changes nothing, not even a missing store. Live device health comes from
+the running daemon over its control socket; with no daemon running nobody knows it, and the
+report says so rather than guessing.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from agent.config import AgentConfig
 from agent.flows.compartments import Compartments
-from agent.store import Store
+from agent.store import Store, StoreError
 
 DEVICES = ("scanner", "printer", "locker")
+NOT_RUNNING = "unknown: the agent is not running"
+CHECK = {"scanner": "scan-test", "printer": "print-test", "locker": "locker status"}
 
 
 def write_health(store: Store, health: dict[str, dict[str, Any]], now: float) -> None:
@@ -36,6 +39,8 @@ def live_health(cfg: AgentConfig) -> dict[str, Any] | None:
 
 
 def device_view(services: dict[str, Any], running: bool, cfg: AgentConfig) -> dict[str, Any]:
+    """Per device `{"ok", "error"}` as in telemetry; `ok` is null when nobody knows (no agent
+    running to hold the device), `configured` false for a device the config leaves out."""
     kinds = {"scanner": cfg.scanner.kind, "printer": cfg.printer.kind,
              "locker": "rs485" if cfg.locker.enabled and cfg.locker.compartments else "none"}
     out: dict[str, Any] = {}
@@ -43,32 +48,57 @@ def device_view(services: dict[str, Any], running: bool, cfg: AgentConfig) -> di
         if kinds[name] == "none":
             out[name] = {"ok": True, "error": None, "configured": False}
         elif not running:
-            out[name] = {"ok": False, "error": "agent not running"}
+            out[name] = {"ok": None, "error": NOT_RUNNING}
         else:
             snap = services.get(name) or {"ok": False, "error": "not started"}
             out[name] = {"ok": bool(snap.get("ok")), "error": snap.get("error")}
     return out
 
 
-def collect(cfg: AgentConfig, store: Store, now: float | None = None) -> dict[str, Any]:
-    now = time.time() if now is None else now
-    from agent.sync.desired import config_versions
+def open_store(cfg: AgentConfig) -> Store | None:
+    """The store, read-only; None when there is none yet. Other failures raise StoreError."""
+    path = cfg.db_path
+    if not path.exists():
+        return None
+    if not path.is_file():
+        raise StoreError("not a file")
+    return Store(path, cfg.cart_id, read_only=True)
 
+
+def collect(cfg: AgentConfig, store: Store | None) -> dict[str, Any]:
     services = live_health(cfg)
     running = services is not None
     services = services or {}
-    versions = config_versions(store)
-    return {
+    report: dict[str, Any] = {
         "cart_id": cfg.cart_id,
         "agent_running": running,
+        "store": {"path": str(cfg.db_path), "found": store is not None},
+        "queue": None,
+        "last_sync_at": None,
+        "config_version": None,
+        "fleet_config_version": None,
+        "out_of_service": None,
+        "devices": device_view(services, running, cfg),
+        "services": services,
+        "storage": services.get("storage"),
+        "print_queue": None,
+        "compartments": [],
+    }
+    if store is not None:
+        report.update(_from_store(store))
+    return report
+
+
+def _from_store(store: Store) -> dict[str, Any]:
+    from agent.sync.desired import config_versions
+
+    versions = config_versions(store)
+    return {
         "queue": store.queue_stats(),
         "last_sync_at": store.get_meta("last_sync_at"),
         "config_version": versions.get("config_version"),
         "fleet_config_version": versions.get("fleet_config_version"),
         "out_of_service": store.get_meta("out_of_service") == "1",
-        "devices": device_view(services, running, cfg),
-        "services": services,
-        "storage": services.get("storage"),
         "print_queue": int(store.query(
             "SELECT COUNT(*) AS n FROM print_jobs WHERE state = 'queued'")[0]["n"]),
         "compartments": [
@@ -78,23 +108,67 @@ def collect(cfg: AgentConfig, store: Store, now: float | None = None) -> dict[st
     }
 
 
-def render_text(status: dict[str, Any]) -> str:
-    q = status["queue"]
-    lines = [
-        f"cart {status['cart_id']}: agent {'running' if status['agent_running'] else 'stopped'}"
-        + ("  [OUT OF SERVICE]" if status["out_of_service"] else ""),
-        f"queue: {q['pending']} pending (oldest {q['oldest_pending_s']:.0f} s), "
-        f"{q['synced']} synced; last sync {status['last_sync_at'] or 'never'}",
-        f"config: cart v{status['config_version'] or '-'}, "
-        f"fleet v{status['fleet_config_version'] or '-'}; "
-        f"receipts waiting to print: {status['print_queue']}",
-    ]
-    for name, dev in status["devices"].items():
+def safe_collect(cfg: AgentConfig) -> tuple[dict[str, Any], str | None]:
+    """The report, and why the store could not be read (None when it was)."""
+    store = None
+    try:
+        store = open_store(cfg)
+        if store is None:
+            return collect(cfg, None), (f"no store at {cfg.db_path}: the agent has not run "
+                                        "with this data_dir yet")
+        return collect(cfg, store), None
+    except StoreError as exc:
+        report = collect(cfg, None)
+        report["store"]["found"] = True
+        return report, f"cannot read the store {cfg.db_path}: {exc}"
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _config_line(status: dict[str, Any]) -> str:
+    cart, fleet = status["config_version"], status["fleet_config_version"]
+    if cart is None and fleet is None:
+        return "config: the file only (no pushed config applied)"
+    parts = [f"cart push v{cart}" if cart is not None else "no cart push",
+             f"fleet-wide push v{fleet}" if fleet is not None else "no fleet-wide push"]
+    return "config: the file with " + ", ".join(parts)
+
+
+def _queue_line(q: dict[str, Any], last_sync: str | None) -> str:
+    pending = f"{q['pending']} pending"
+    if q["pending"]:
+        pending += f" (oldest {q['oldest_pending_s']:.0f} s)"
+    return f"queue: {pending}, {q['synced']} synced; last sync {last_sync or 'never'}"
+
+
+def _device_line(name: str, dev: dict[str, Any]) -> str:
+    if dev.get("configured") is False:
+        state = "not configured"
+    elif dev["ok"] is None:
+        state = "unknown (the agent is not running)"
+    else:
         state = "ok" if dev["ok"] else f"FAIL ({dev['error']})"
-        if dev.get("configured") is False:
-            state = "not configured"
-        lines.append(f"{name:8} {state}")
+    return f"{name:8} {state}"
+
+
+def render_text(status: dict[str, Any]) -> str:
+    running = "running" if status["agent_running"] else "not running"
+    lines = [f"cart {status['cart_id']}: agent {running}"
+             + ("  [OUT OF SERVICE]" if status["out_of_service"] else "")]
+    if status["queue"] is None:
+        why = "store unreadable" if status["store"]["found"] else "no store"
+        lines.append(f"queue, config versions, compartments: unknown ({why})")
+    else:
+        lines += [_queue_line(status["queue"], status["last_sync_at"]),
+                  _config_line(status),
+                  f"receipts waiting to print: {status['print_queue']}"]
+    lines += [_device_line(name, dev) for name, dev in status["devices"].items()]
+    checks = [CHECK[name] for name, dev in status["devices"].items() if dev["ok"] is None]
+    if checks:
+        lines.append("         (check without the agent: "
+                     + "; ".join(f"cart-agent {c}" for c in checks) + ")")
     for c in status["compartments"]:
         lines.append(f"  {c['id']:6} {c['size']}  door {c['door']:7} {c['state']:14} "
-                     f"{c['parcel'] or ''}")
+                     f"{c['parcel'] or ''}".rstrip())
     return "\n".join(lines)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.store import Store
 from tests.support import offline_config, wait_for, write_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,14 +93,16 @@ def test_status_without_daemon_and_text_form(tmp_path: Path) -> None:
                          locker={"enabled": True, "compartments": [
                              {"id": "A01", "board": 1, "lock": 1, "size": "S"}]})
     cfg = write_config(tmp_path / "agent.toml", doc)
+    Store(tmp_path / "data" / "cart.db", "bc-test").close()  # a cart that ran once
     report = status(cfg)
     assert report["agent_running"] is False
-    assert report["devices"]["scanner"] == {"ok": False, "error": "agent not running"}
+    assert report["devices"]["scanner"] == {"ok": None,
+                                            "error": "unknown: the agent is not running"}
     assert report["last_sync_at"] is None and report["config_version"] is None
     out = subprocess.run([sys.executable, "-m", "agent", "status", "-c", str(cfg)], cwd=REPO,
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0
-    assert "agent stopped" in out.stdout and "0 pending" in out.stdout
+    assert "agent not running" in out.stdout and "0 pending" in out.stdout
 
 
 def test_notifier_outside_systemd_is_silent() -> None:

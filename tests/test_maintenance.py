@@ -3,6 +3,8 @@ and straight to the devices when no daemon runs."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import time
@@ -20,6 +22,17 @@ REPO = Path(__file__).resolve().parents[1]
 def cli(cfg: Path, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "agent", *args, "-c", str(cfg)], cwd=REPO,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def _wait_opened(proc: subprocess.Popen[str], device: str) -> None:
+    """Until `proc` holds the device open (a fixed sleep loses the race on a busy machine)."""
+    target = os.path.realpath(device)
+
+    def opened() -> bool:
+        fds = Path(f"/proc/{proc.pid}/fd")
+        return any(os.path.realpath(fd) == target for fd in fds.iterdir())
+
+    wait_for(opened, timeout_s=30, what=f"scan-test to open {device}")
 
 
 def test_without_daemon_the_commands_drive_the_devices(tmp_path: Path) -> None:
@@ -49,7 +62,7 @@ def test_without_daemon_the_commands_drive_the_devices(tmp_path: Path) -> None:
 
         proc = subprocess.Popen([sys.executable, "-m", "agent", "scan-test", "--count", "2",
                                  "-c", str(cfg)], cwd=REPO, stdout=subprocess.PIPE, text=True)
-        time.sleep(1.5)
+        _wait_opened(proc, sim.scanner.path)
         sim.scanner.scan("HELLO-1")
         sim.scanner.scan("你好".encode("gb18030"))
         out_text, _ = proc.communicate(timeout=20)
@@ -83,11 +96,96 @@ def test_with_the_daemon_running_commands_go_through_it(tmp_path: Path) -> None:
         wait_for(lambda: rig.sim.printer.receipts(), what="the test receipt")
         proc = subprocess.Popen([sys.executable, "-m", "agent", "scan-test", "--count", "1",
                                  "-c", str(cfg)], cwd=REPO, stdout=subprocess.PIPE, text=True)
-        time.sleep(1.5)
-        rig.sim.scanner.scan("SCAN-WHILE-RUNNING")
+        # Scan until scan-test, once subscribed to the daemon's scans, prints one and ends
+        # (a fixed sleep loses the race on a busy machine).
+        deadline = time.monotonic() + 30
+        while proc.poll() is None and time.monotonic() < deadline:
+            rig.sim.scanner.scan("SCAN-WHILE-RUNNING")
+            time.sleep(0.3)
         out_text, _ = proc.communicate(timeout=20)
         assert out_text.strip() == "SCAN-WHILE-RUNNING"
         status = cli(cfg, "status")
         assert "agent running" in status.stdout and "A02" in status.stdout
     finally:
         rig.stop()
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else b"<dir>"
+            for p in sorted(root.rglob("*"))}
+
+
+def _device_doc(tmp: Path) -> dict[str, object]:
+    """Devices configured at paths where nothing is plugged in."""
+    return offline_config(tmp, scanner={"kind": "serial", "port": str(tmp / "no-scanner")},
+                          printer={"kind": "serial", "port": str(tmp / "no-printer")},
+                          locker={"enabled": True, "port": str(tmp / "no-locker"),
+                                  "compartments": [{"id": "A01", "board": 1, "lock": 1}]})
+
+
+def test_status_without_the_daemon_creates_nothing_and_says_what_it_does_not_know(
+        tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "agent.toml", _device_doc(tmp_path))
+    before = _tree(tmp_path)
+    out = cli(cfg, "status")
+    assert _tree(tmp_path) == before                          # no data_dir, no cart.db
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines() == [
+        f"cart-agent: no store at {tmp_path / 'data' / 'cart.db'}: "
+        "the agent has not run with this data_dir yet"]
+    assert "agent not running" in out.stdout
+    assert "queue, config versions, compartments: unknown (no store)" in out.stdout
+    for device in ("scanner", "printer", "locker"):
+        assert f"{device:8} unknown (the agent is not running)" in out.stdout
+    assert "FAIL" not in out.stdout and "v-" not in out.stdout
+    report = json.loads(cli(cfg, "status", "--json").stdout)
+    assert report["store"] == {"path": str(tmp_path / "data" / "cart.db"), "found": False}
+    assert report["queue"] is None and report["compartments"] == []
+    assert {name: dev["ok"] for name, dev in report["devices"].items()} == {
+        "scanner": None, "printer": None, "locker": None}
+
+
+def test_status_reads_a_store_without_changing_it(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "agent.toml", _device_doc(tmp_path))
+    store = Store(tmp_path / "data" / "cart.db", "bc-test")
+    store.record("ticket.issue", {"service": "gov", "number": 1})
+    store.close()                                 # a clean stop: no -wal or -shm left
+    before = _tree(tmp_path)
+    out = cli(cfg, "status")
+    assert out.returncode == 0, out.stderr
+    assert _tree(tmp_path) == before              # not one byte, not one new file
+    assert "queue: 1 pending (oldest" in out.stdout and "last sync never" in out.stdout
+    assert "config: the file only (no pushed config applied)" in out.stdout
+    assert "printer  unknown (the agent is not running)" in out.stdout
+
+    # A daemon that died leaves its committed records in the -wal file: they count too.
+    writer = Store(tmp_path / "data" / "cart.db", "bc-test")
+    try:
+        writer.record("ticket.issue", {"service": "gov", "number": 2})
+        files = sorted(p.name for p in (tmp_path / "data").iterdir())
+        out = cli(cfg, "status", "--json")
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["queue"]["pending"] == 2
+        assert sorted(p.name for p in (tmp_path / "data").iterdir()) == files
+    finally:
+        writer.close()
+
+
+def test_print_test_reports_its_error_once(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "agent.toml", _device_doc(tmp_path))
+    out = cli(cfg, "print-test")
+    assert out.returncode == 1
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cart-agent: print-test: "), out.stderr
+    assert str(tmp_path / "no-printer") in lines[0]
+
+
+def test_status_on_a_damaged_store_says_so_and_leaves_it(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "agent.toml", _device_doc(tmp_path))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "cart.db").write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 8)
+    before = _tree(tmp_path)
+    out = cli(cfg, "status")
+    assert out.returncode == 1 and _tree(tmp_path) == before
+    assert "unknown (store unreadable)" in out.stdout
+    assert out.stderr.startswith(f"cart-agent: cannot read the store {tmp_path}/data/cart.db: ")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from agent.ids import new_ulid
 from agent.store.errors import StoreError, translate
@@ -62,6 +63,20 @@ def connect(path: Path, timeout_s: float = 10.0) -> sqlite3.Connection:
     return conn
 
 
+def connect_read_only(path: Path, timeout_s: float = 10.0) -> sqlite3.Connection:
+    """An existing database, for reading only; creates no file. With no -wal file beside it
+    (no daemon running, none crashed) it is read as immutable, so SQLite does not create -wal
+    and -shm files either; with one, those are read as they are (they hold committed data)."""
+    if not path.is_file():
+        raise StoreError(f"no store at {path}")
+    wal = path.with_name(path.name + "-wal")
+    mode = "mode=ro" if wal.exists() else "mode=ro&immutable=1"
+    conn = sqlite3.connect(f"file:{quote(str(path.resolve()))}?{mode}", uri=True,
+                           timeout=timeout_s, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA query_only=ON")
+    return conn
+
+
 class Writer:
     """Handle to one open write transaction: append records and touch the flows' tables."""
 
@@ -93,14 +108,20 @@ class Writer:
 class Store:
     """One SQLite connection guarded by a lock; safe to share between the daemon's threads."""
 
-    def __init__(self, path: str | Path, cart_id: str, clock: Clock = time.time) -> None:
+    def __init__(self, path: str | Path, cart_id: str, clock: Clock = time.time, *,
+                 read_only: bool = False) -> None:
+        """read_only: an existing store, read as it is (status commands): nothing is created,
+        migrated or written; a missing store raises StoreError."""
         self.path = Path(path)
         self.cart_id = cart_id
         self.clock = clock
         self._lock = threading.RLock()
         try:
-            self.conn = connect(self.path)
-            migrate(self.conn)
+            if read_only:
+                self.conn = connect_read_only(self.path)
+            else:
+                self.conn = connect(self.path)
+                migrate(self.conn)
         except sqlite3.Error as exc:
             raise translate(exc) from exc
 

@@ -24,13 +24,22 @@ def web_rig(tmp_path: Path, pin_hash: str) -> Iterator[WebRig]:
         rig.stop()
 
 
+@pytest.fixture(autouse=True)
+def screenshots_in_tmp(tmp_path: Path) -> Iterator[Path]:
+    """Screenshots taken by this test go to its own tmp dir (see ScreenshotDir)."""
+    SCREENSHOTS.test_dir = tmp_path
+    try:
+        yield tmp_path
+    finally:
+        SCREENSHOTS.test_dir = None
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:

@@ -4,6 +4,7 @@ port, plain HTTP helpers that follow no redirects, and the headless Chromium set
 from __future__ import annotations
 
 import http.client
+import os
 import re
 import urllib.parse
 from pathlib import Path
@@ -17,7 +18,35 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+DOC_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+REFRESH_ENV = "CART_REFRESH_SCREENSHOTS"
+
+
+class ScreenshotDir:
+    """Where the screen tests write screenshots: `SCREENSHOTS / "name.png"`.
+
+    A test run writes them under the running test's own tmp dir, so running the tests never
+    changes the repository. The documented ones in docs/screenshots/ change only when asked:
+    `scripts/screenshots` (which sets CART_REFRESH_SCREENSHOTS=1)."""
+
+    def __init__(self) -> None:
+        self.test_dir: Path | None = None  # set for each test by an autouse fixture
+
+    @property
+    def folder(self) -> Path:
+        if os.environ.get(REFRESH_ENV) == "1":
+            return DOC_SCREENSHOTS
+        if self.test_dir is None:
+            raise RuntimeError("screenshots are taken inside a test (tests/web/conftest.py)")
+        return self.test_dir / "screenshots"
+
+    def __truediv__(self, name: str) -> Path:
+        folder = self.folder
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / name
+
+
+SCREENSHOTS = ScreenshotDir()
 PIN = "246810"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 

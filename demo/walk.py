@@ -1,36 +1,24 @@
-"""The demo: the real daemon on simulated devices, walked through a day at the cart.
+"""The walk-through: a day at the cart, scanned on the simulators, answered by the real daemon.
 
-    scripts/demo            (or: python -m agent.demo [--keep])
-
-Simulators speak the real byte protocols on pseudo-terminals behind the names config/demo.toml
-uses; the daemon runs as a child process exactly as on a cart, with its broker unreachable
-(offline-first). Each step prints what the resident would see and the receipts, decoded back
-from the ESC/POS bytes the printer received.
+Each step prints what the resident screen says (from the daemon's feedback stream) and the
+receipts, decoded back from the ESC/POS bytes the simulated printer received.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import shutil
-import signal
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from agent.config import load
 from agent.control import call
 from agent.devices.escpos_decode import decode_escpos
 from agent.devices.sim.cart import SimulatedCart
 from fleet.keys import issue_token, read_signing_key
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIG = REPO / "config" / "demo.toml"
-KEY = REPO / "config" / "demo-keys" / "demo-issuer.pem"
+ISSUER_KEY = REPO / "config" / "demo-keys" / "demo-issuer.pem"
 
 
 class Screen:
@@ -39,14 +27,23 @@ class Screen:
     def __init__(self, data_dir: str) -> None:
         self.events: list[dict[str, Any]] = []
         self._cond = threading.Condition()
+        self._subscribed = threading.Event()
         threading.Thread(target=self._listen, args=(data_dir,), daemon=True).start()
+        # An answer given before the subscription would be missed: wait for it.
+        if not self._subscribed.wait(10):
+            raise TimeoutError("the cart's feedback stream did not open")
 
     def _listen(self, data_dir: str) -> None:
-        for reply in call(data_dir, {"op": "feedback_stream"}, timeout_s=3600):
-            if "feedback" in reply:
-                with self._cond:
-                    self.events.append(reply["feedback"])
-                    self._cond.notify_all()
+        try:
+            for reply in call(data_dir, {"op": "feedback_stream"}, timeout_s=3600):
+                if reply.get("streaming"):
+                    self._subscribed.set()
+                elif "feedback" in reply:
+                    with self._cond:
+                        self.events.append(reply["feedback"])
+                        self._cond.notify_all()
+        except (ConnectionError, OSError, ValueError):
+            return  # the daemon stopped: the walk-through notices by timing out
 
     def wait(self, after: int, timeout_s: float = 10.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s
@@ -64,14 +61,15 @@ def say(text: str) -> None:
 
 
 class Demo:
-    def __init__(self, sim: SimulatedCart, screen: Screen) -> None:
+    def __init__(self, sim: SimulatedCart, screen: Screen, cart_id: str) -> None:
         self.sim = sim
         self.screen = screen
-        self.key = read_signing_key(KEY)
+        self.cart_id = cart_id
+        self.key = read_signing_key(ISSUER_KEY)
         self.receipts_seen = 0
 
     def token(self, svc: str, **claims: Any) -> str:
-        return issue_token(self.key, "demo-issuer", svc, cart="demo-01", ttl_s=7200,
+        return issue_token(self.key, "demo-issuer", svc, cart=self.cart_id, ttl_s=7200,
                            claims=claims)
 
     def scan(self, code: str | bytes, label: str) -> dict[str, Any]:
@@ -139,51 +137,3 @@ def walk(demo: Demo) -> None:
     demo.scan(f"{head}.{body[:-4]}AAAA.{sig}", "forged code")
     say("8. Garbage from the scanner")
     demo.scan(b"\xff\xfe\x01 not a code", "unreadable bytes")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="scripts/demo")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the cart running afterwards (screens on :8765) until ^C")
-    args = parser.parse_args(argv)
-    cfg = load(CONFIG)
-    shutil.rmtree(Path(cfg.data_dir).parent, ignore_errors=True)
-    sim = SimulatedCart(Path(cfg.locker.port).parent)
-    log_path = Path(cfg.data_dir).parent / "agent.log"
-    Path(cfg.data_dir).mkdir(parents=True, exist_ok=True)
-    with log_path.open("w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "agent", "run", "-c", str(CONFIG)],
-                                stdout=log, stderr=log, cwd=REPO,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        deadline = time.monotonic() + 30
-        while not (Path(cfg.data_dir) / "control.sock").exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                print(log_path.read_text(), file=sys.stderr)
-                return 1
-            time.sleep(0.1)
-        say(f"cart {cfg.cart_id} running on simulated devices (log: {log_path})")
-        walk(Demo(sim, Screen(cfg.data_dir)))
-        say("9. What the cart holds now (cart-agent status)")
-        time.sleep(1.2)
-        subprocess.run([sys.executable, "-m", "agent", "status", "-c", str(CONFIG)], cwd=REPO,
-                       check=False)
-        report = next(iter(call(cfg.data_dir, {"op": "ping"})))
-        print(f"\nagent pid {report['pid']}: every record above is in {cfg.db_path} and waits "
-              "for the broker (none in this demo): offline-first.")
-        if args.keep:
-            print(f"screens: http://127.0.0.1:{cfg.web.port}/ and /attendant; ^C to stop")
-            proc.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(10)
-        sim.close()
-    print(json.dumps({"agent_exit": proc.returncode}))
-    return 0 if proc.returncode == 0 else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
