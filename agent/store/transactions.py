@@ -22,6 +22,7 @@ from typing import Any
 from agent.ids import new_ulid
 from agent.store.errors import StoreError, translate
 from agent.store.schema import migrate
+from agent.store.text import clean, clean_params
 
 Clock = Callable[[], float]
 
@@ -76,18 +77,25 @@ class Writer:
         # count never restarts.
         tx_id = new_ulid()
         when = rfc3339(self._store.clock() if at is None else at)
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # rare: escape lone surrogates, keep the rest as it was
+            data = clean(data)
+            text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        type_ = clean(type_)
         seq = self.conn.execute(
             "INSERT INTO transactions(id, seq, type, at, data, state) VALUES "
             "(?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM transactions), ?, ?, ?, 'pending') "
             "RETURNING seq",
-            (tx_id, type_, when, json.dumps(data, ensure_ascii=False, separators=(",", ":"))),
+            (tx_id, type_, when, text),
         ).fetchone()[0]
         tx = Tx(id=tx_id, seq=seq, cart=self._store.cart_id, type=type_, at=when, data=data)
         self.appended.append(tx)
         return tx
 
     def execute(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> sqlite3.Cursor:
-        return self.conn.execute(sql, params)
+        return self.conn.execute(sql, clean_params(params))
 
 
 class Store:
@@ -148,7 +156,7 @@ class Store:
               params: tuple[Any, ...] | dict[str, Any] = ()) -> list[dict[str, Any]]:
         with self._lock:
             try:
-                cur = self.conn.execute(sql, params)
+                cur = self.conn.execute(sql, clean_params(params))
                 cols = [c[0] for c in cur.description or ()]
                 return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
             except sqlite3.Error as exc:
