@@ -49,6 +49,12 @@ def parser() -> argparse.ArgumentParser:
     _config_arg(scan)
     scan.add_argument("--count", type=int, default=0, help="stop after N scans (0: until ^C)")
     sub.add_parser("hash-pin", help="read an attendant PIN on stdin, print its scrypt hash")
+    rs = sub.add_parser("restore", help="put the store back from a backup (daemon stopped)")
+    _config_arg(rs)
+    rs.add_argument("--from", dest="source", help="a backup file (default: the newest usable "
+                    "one in the backup directory)")
+    rs.add_argument("--any-store", action="store_true", help="accept a backup of another "
+                    "store of this cart than the one identity.json names")
     locker = sub.add_parser("locker", help="compartment doors and locks")
     lsub = locker.add_subparsers(dest="locker_command", required=True, parser_class=_Parser)
     ls = lsub.add_parser("status", help="door and lock state from the boards")
@@ -82,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from agent.run import run_daemon
 
             return run_daemon(cfg, config_path(args.config))
+        if args.command == "restore":
+            return restore(cfg, args.source, args.any_store)
         from agent import maintenance
 
         if args.command == "status":
@@ -104,6 +112,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return EXIT_OK
     return EXIT_USAGE
+
+
+def restore(cfg: AgentConfig, source: str | None, any_store: bool) -> int:
+    from pathlib import Path
+
+    from agent.store.restore import RestoreError
+    from agent.store.restore import restore as run_restore
+
+    try:
+        report = run_restore(cfg.cart_id, cfg.db_path, cfg.backup_dir,
+                             Path(source) if source else None, any_store)
+    except RestoreError as exc:
+        print(f"cart-agent: restore refused: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    print(f"restored {cfg.db_path} from {report.backup} (backup at seq {report.backup_seq})")
+    if report.applied:
+        print("  kept from identity.json: " + ", ".join(
+            f"{n} {what.replace('_', ' ')}" for what, n in report.applied.items()))
+    if report.lost:
+        print(f"  seq {report.lost[0]}..{report.lost[1]} could not be brought back (those that "
+              "reached the server are there); recorded in a store.restored transaction")
+    print(f"  seq continues at {report.restored_seq}")
+    if report.damaged_kept:
+        print(f"  the damaged database is kept as {report.damaged_kept}")
+    return EXIT_OK
 
 
 def hash_pin() -> int:

@@ -192,9 +192,19 @@ class WebConfig(Strict):
     lockout_s: Annotated[int, Field(ge=1, le=86_400)] = 300
 
 
+class BackupConfig(Strict):
+    # Empty: data_dir/backups. Better on another device (an SD card, a USB stick) when the
+    # cart has one: a dead disk then takes the database but not its backups.
+    dir: Annotated[str, Field(max_length=4096)] = ""
+    interval_s: Annotated[int, Field(ge=60, le=86_400)] = 900
+    keep: Annotated[int, Field(ge=1, le=100)] = 3
+
+
 class AgentConfig(Strict):
     cart_id: Annotated[str, Field(pattern=CART_ID_PATTERN)]
     data_dir: Annotated[str, Field(min_length=1, max_length=4096)] = "/var/lib/cart-agent"
+    # True only for a demo or test cart: it may then trust the published demo keys.
+    demo: bool = False
     timezone: str = "Asia/Shanghai"
     retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
     deposit_timeout_s: Annotated[int, Field(ge=10, le=3600)] = 120
@@ -208,6 +218,7 @@ class AgentConfig(Strict):
         Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,16}$")], TicketService
     ], Field(max_length=32)] = DEFAULT_TICKET_SERVICES
     web: WebConfig = WebConfig()
+    backup: BackupConfig = BackupConfig()
 
     @field_validator("timezone")
     @classmethod
@@ -225,6 +236,10 @@ class AgentConfig(Strict):
     @property
     def db_path(self) -> Path:
         return Path(self.data_dir) / "cart.db"
+
+    @property
+    def backup_dir(self) -> Path:
+        return Path(self.backup.dir) if self.backup.dir else Path(self.data_dir) / "backups"
 
 
 class ConfigError(Exception):
