@@ -55,6 +55,9 @@ def parser() -> argparse.ArgumentParser:
                     "one in the backup directory)")
     rs.add_argument("--any-store", action="store_true", help="accept a backup of another "
                     "store of this cart than the one identity.json names")
+    att = sub.add_parser("attendant", help="the attendant console")
+    asub = att.add_subparsers(dest="attendant_command", required=True, parser_class=_Parser)
+    _config_arg(asub.add_parser("unlock", help="clear every PIN lockout (recorded)"))
     locker = sub.add_parser("locker", help="compartment doors and locks")
     lsub = locker.add_subparsers(dest="locker_command", required=True, parser_class=_Parser)
     ls = lsub.add_parser("status", help="door and lock state from the boards")
@@ -90,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_daemon(cfg, config_path(args.config))
         if args.command == "restore":
             return restore(cfg, args.source, args.any_store)
+        if args.command == "attendant":
+            return attendant_unlock(cfg)
         from agent import maintenance
 
         if args.command == "status":
@@ -112,6 +117,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return EXIT_OK
     return EXIT_USAGE
+
+
+def attendant_unlock(cfg: AgentConfig) -> int:
+    """Through the running daemon's control socket, or on the store when it is stopped."""
+    import os
+    import pwd
+
+    from agent.control import call, reset_lockout
+    from agent.store import Store, StoreError
+
+    try:
+        replies = list(call(cfg.data_dir, {"op": "lockout_reset"}))
+    except ConnectionError:
+        uid = os.getuid()
+        try:
+            store = Store(cfg.db_path, cfg.cart_id)
+        except StoreError as exc:
+            print(f"cart-agent: {exc}", file=sys.stderr)
+            return EXIT_FAIL
+        try:
+            result = reset_lockout(store, f"uid:{uid} ({pwd.getpwuid(uid).pw_name})")
+        finally:
+            store.close()
+    else:
+        if not replies or not replies[0].get("ok"):
+            error = replies[0].get("error") if replies else "no answer"
+            print(f"cart-agent: {error}", file=sys.stderr)
+            return EXIT_FAIL
+        result = replies[0]["result"]
+    print(f"attendant console unlocked ({result['cleared']} client(s) cleared)")
+    return EXIT_OK
 
 
 def restore(cfg: AgentConfig, source: str | None, any_store: bool) -> int:
