@@ -136,6 +136,19 @@ class StoreKeeper:
         log.info("store backed up to %s (seq %d)", info.path, info.seq)
         return info
 
+    def _try_backup(self) -> None:
+        """A backup device that fails (full, unplugged, read-only) is reported in health and
+        tried again next interval; identity.json keeps being written meanwhile."""
+        try:
+            self.backup()
+        except (OSError, sqlite3.Error) as exc:
+            if self.health.set_error(f"backup failed: {exc}"):
+                log.error("backup to %s failed: %s", self.backup_dir, exc)
+        else:
+            if not self.health.ok:
+                self.health.set_ok()
+                log.info("backups work again")
+
     def _backup_due(self, now: float, ident: dict[str, Any] | None) -> bool:
         if now >= self._next_backup:
             return True
@@ -151,15 +164,13 @@ class StoreKeeper:
         try:
             if age is None:  # a store with no backup yet: take one before anything happens
                 self._next_backup = time.monotonic() + self.interval_s
-                self.backup()
+                self._try_backup()
             while not stop.wait(IDENTITY_EVERY_S):
                 ident = self.write_identity()
                 now = time.monotonic()
                 if self._backup_due(now, ident):
                     self._next_backup = now + self.interval_s
-                    self.backup()
-                if not self.health.ok:
-                    self.health.set_ok()
+                    self._try_backup()
         finally:
             try:
                 self.write_identity(force=True)

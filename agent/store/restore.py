@@ -121,7 +121,11 @@ def restore(cart_id: str, db_path: Path, backup_dir: Path, source: Path | None =
         raise RestoreError(f"the daemon (or another restore) is using {data_dir}: stop it "
                            "first (systemctl stop cart-agent)")
     try:
-        ident = identity.read(data_dir) or _identity_beside(backup_dir, cart_id)
+        try:
+            ident = identity.read(data_dir)
+        except StoreError:  # identity.json itself damaged: the copy beside the backups
+            ident = None
+        ident = ident or _identity_beside(backup_dir, cart_id)
         store_id = None if any_store or ident is None else ident.get("store_id")
         reasons = []
         chosen = None
@@ -140,7 +144,10 @@ def restore(cart_id: str, db_path: Path, backup_dir: Path, source: Path | None =
 
 def _identity_beside(backup_dir: Path, cart_id: str) -> dict[str, Any] | None:
     """The copy of identity.json kept with the backups (when data_dir itself was lost)."""
-    ident = identity.read(backup_dir)
+    try:
+        ident = identity.read(backup_dir)
+    except StoreError:
+        return None
     return ident if ident is not None and ident.get("cart_id") == cart_id else None
 
 

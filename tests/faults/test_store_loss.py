@@ -189,3 +189,29 @@ def test_data_dir_0700_and_files_0600_whatever_the_umask(tmp_path: Path) -> None
     modes = dict(line.split() for line in out.splitlines())
     assert modes.pop("data") == "0o700" and modes.pop("backups") == "0o700"
     assert modes and set(modes.values()) == {"0o600"}, modes
+
+
+def test_damaged_identity_is_refused_and_restore_uses_the_copy_beside_the_backups(
+        tmp_path: Path) -> None:
+    from agent.store import StoreRefused
+    from agent.store.backup import StoreKeeper
+    from agent.store.restore import restore
+
+    data = tmp_path / "data"
+    store = Store(data / "cart.db", "bc-01")
+    keeper = StoreKeeper(store, data / "backups", 900, 3)
+    store.record("ticket.issue", {"n": 1})
+    keeper.backup()
+    store.record("ticket.issue", {"n": 2})
+    keeper.write_identity()
+    store.close()
+    (data / "identity.json").write_bytes(b"\x00garbage")
+    with pytest.raises(StoreRefused, match="damaged"):
+        Store(data / "cart.db", "bc-01")
+    (data / "cart.db").write_bytes(b"")  # and the database is gone too
+    report = restore("bc-01", data / "cart.db", data / "backups")
+    assert report.backup_seq == 1 and report.restored_seq == 2
+    store = Store(data / "cart.db", "bc-01")  # consistent again: opens
+    assert [r["type"] for r in store.query("SELECT type FROM transactions ORDER BY seq")] == [
+        "ticket.issue", "store.restored"]
+    store.close()
