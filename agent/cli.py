@@ -209,9 +209,13 @@ def check_config(path: str | None) -> int:
                   f"(S {sizes['S']}, M {sizes['M']}, L {sizes['L']})",
         "token keys": ", ".join(cfg.security.token_keys) or "NONE (no token will verify)",
         "fleet keys": ", ".join(cfg.security.fleet_keys) or "none (control unsigned)",
+        "root keys": ", ".join(cfg.security.root_keys) or "none (trust anchors, endpoint and "
+                     "paths not pushable)",
+        "backups": f"every {cfg.backup.interval_s} s to {cfg.backup_dir}, keep "
+                   f"{cfg.backup.keep}",
         "ticket services": ", ".join(cfg.ticket_services),
     }
-    print("config OK")
+    print("config OK (DEMO: trusts the published demo keys)" if cfg.demo else "config OK")
     for key, value in summary.items():
         print(f"  {key:16} {value}")
     return EXIT_OK
