@@ -190,10 +190,10 @@ class SecurityConfig(Strict):
         for name in KEY_MAPS:
             for kid, value in getattr(self, name).items():
                 other = seen.get(value.strip())
-                if other is not None:
+                if other is not None and not other.startswith(name + "."):
                     raise ValueError(f"{name}.{kid}: the same key is already in {other}; "
                                      "a key has one job")
-                seen[value.strip()] = f"{name}.{kid}"
+                seen.setdefault(value.strip(), f"{name}.{kid}")
         shared = set(self.fleet_keys) & set(self.root_keys)
         if shared:
             raise ValueError(f"root_keys and fleet_keys share key id(s) {sorted(shared)}: "

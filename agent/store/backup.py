@@ -40,6 +40,8 @@ class BackupInfo:
 
 def take(store: Store, dest_dir: Path) -> BackupInfo:
     private_dir(dest_dir)
+    for stale in dest_dir.glob(f"{PREFIX}*{SUFFIX}.tmp"):  # a copy cut short by a kill
+        stale.unlink(missing_ok=True)
     src = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True, timeout=30)
     try:
         seq = int(src.execute("SELECT COALESCE(MAX(seq), 0) FROM transactions").fetchone()[0])
