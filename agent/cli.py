@@ -49,6 +49,15 @@ def parser() -> argparse.ArgumentParser:
     _config_arg(scan)
     scan.add_argument("--count", type=int, default=0, help="stop after N scans (0: until ^C)")
     sub.add_parser("hash-pin", help="read an attendant PIN on stdin, print its scrypt hash")
+    rs = sub.add_parser("restore", help="put the store back from a backup (daemon stopped)")
+    _config_arg(rs)
+    rs.add_argument("--from", dest="source", help="a backup file (default: the newest usable "
+                    "one in the backup directory)")
+    rs.add_argument("--any-store", action="store_true", help="accept a backup of another "
+                    "store of this cart than the one identity.json names")
+    att = sub.add_parser("attendant", help="the attendant console")
+    asub = att.add_subparsers(dest="attendant_command", required=True, parser_class=_Parser)
+    _config_arg(asub.add_parser("unlock", help="clear every PIN lockout (recorded)"))
     locker = sub.add_parser("locker", help="compartment doors and locks")
     lsub = locker.add_subparsers(dest="locker_command", required=True, parser_class=_Parser)
     ls = lsub.add_parser("status", help="door and lock state from the boards")
@@ -86,6 +95,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from agent.run import run_daemon
 
             return run_daemon(cfg, config_path(args.config))
+        if args.command == "restore":
+            return restore(cfg, args.source, args.any_store)
+        if args.command == "attendant":
+            return attendant_unlock(cfg)
         from agent import maintenance
 
         if args.command == "locker":
@@ -106,6 +119,62 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return EXIT_OK
     return EXIT_USAGE
+
+
+def attendant_unlock(cfg: AgentConfig) -> int:
+    """Through the running daemon's control socket, or on the store when it is stopped."""
+    import os
+    import pwd
+
+    from agent.control import call, reset_lockout
+    from agent.store import Store, StoreError
+
+    try:
+        replies = list(call(cfg.data_dir, {"op": "lockout_reset"}))
+    except ConnectionError:
+        uid = os.getuid()
+        try:
+            store = Store(cfg.db_path, cfg.cart_id)
+        except StoreError as exc:
+            print(f"cart-agent: {exc}", file=sys.stderr)
+            return EXIT_FAIL
+        try:
+            result = reset_lockout(store, f"uid:{uid} ({pwd.getpwuid(uid).pw_name})")
+        finally:
+            store.close()
+    else:
+        if not replies or not replies[0].get("ok"):
+            error = replies[0].get("error") if replies else "no answer"
+            print(f"cart-agent: {error}", file=sys.stderr)
+            return EXIT_FAIL
+        result = replies[0]["result"]
+    print(f"attendant console unlocked ({result['cleared']} client(s) cleared)")
+    return EXIT_OK
+
+
+def restore(cfg: AgentConfig, source: str | None, any_store: bool) -> int:
+    from pathlib import Path
+
+    from agent.store.restore import RestoreError
+    from agent.store.restore import restore as run_restore
+
+    try:
+        report = run_restore(cfg.cart_id, cfg.db_path, cfg.backup_dir,
+                             Path(source) if source else None, any_store)
+    except RestoreError as exc:
+        print(f"cart-agent: restore refused: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    print(f"restored {cfg.db_path} from {report.backup} (backup at seq {report.backup_seq})")
+    if report.applied:
+        print("  kept from identity.json: " + ", ".join(
+            f"{n} {what.replace('_', ' ')}" for what, n in report.applied.items()))
+    if report.lost:
+        print(f"  seq {report.lost[0]}..{report.lost[1]} could not be brought back (those that "
+              "reached the server are there); recorded in a store.restored transaction")
+    print(f"  seq continues at {report.restored_seq}")
+    if report.damaged_kept:
+        print(f"  the damaged database is kept as {report.damaged_kept}")
+    return EXIT_OK
 
 
 def hash_pin() -> int:
@@ -142,9 +211,13 @@ def check_config(path: str | None) -> int:
                   f"(S {sizes['S']}, M {sizes['M']}, L {sizes['L']})",
         "token keys": ", ".join(cfg.security.token_keys) or "NONE (no token will verify)",
         "fleet keys": ", ".join(cfg.security.fleet_keys) or "none (control unsigned)",
+        "root keys": ", ".join(cfg.security.root_keys) or "none (trust anchors, endpoint and "
+                     "paths not pushable)",
+        "backups": f"every {cfg.backup.interval_s} s to {cfg.backup_dir}, keep "
+                   f"{cfg.backup.keep}",
         "ticket services": ", ".join(cfg.ticket_services),
     }
-    print("config OK")
+    print("config OK (DEMO: trusts the published demo keys)" if cfg.demo else "config OK")
     for key, value in summary.items():
         print(f"  {key:16} {value}")
     return EXIT_OK

@@ -165,9 +165,22 @@ def _check_key(value: str) -> str:
 KeyMap = Annotated[dict[Annotated[str, Field(pattern=KEY_ID_PATTERN)], str], Field(max_length=64)]
 
 
+# The public halves of the keys in config/demo-keys/, whose private halves anyone can read:
+# trusted only by a config that says `demo = true` (tests/test_config.py keeps this in step).
+DEMO_PUBLIC_KEYS = {
+    "wMKVxolAzI9HcUmFiXODPZGrP39LI3RFtxMeqPEGuV0": "demo-issuer",
+    "-6PHryDXz1eRZ8iIGT7pbHRzUL9D50WYXdYtdg-YFFw": "demo-fleet",
+}
+KEY_MAPS = ("token_keys", "fleet_keys", "root_keys")
+
+
 class SecurityConfig(Strict):
     token_keys: KeyMap = {}
     fleet_keys: KeyMap = {}
+    # Offline-held keys whose one job is the cart's trust anchors: a pushed change to
+    # security.*, the broker endpoint and credentials, file paths or listen addresses must be
+    # signed by one of them (a fleet key is not enough; with none, those are not pushable).
+    root_keys: KeyMap = {}
     clock_skew_s: Annotated[int, Field(ge=0, le=3600)] = 120
     max_token_bytes: Annotated[int, Field(ge=256, le=8192)] = 2048
     revoked_jtis: Annotated[
@@ -175,7 +188,7 @@ class SecurityConfig(Strict):
     ] = []
     attendant_pin_hash: Annotated[str, Field(max_length=512, repr=False)] = ""
 
-    @field_validator("token_keys", "fleet_keys")
+    @field_validator("token_keys", "fleet_keys", "root_keys")
     @classmethod
     def _keys_decode(cls, keys: dict[str, str]) -> dict[str, str]:
         for kid, value in keys.items():
@@ -184,6 +197,22 @@ class SecurityConfig(Strict):
             except ValueError as exc:
                 raise ValueError(f"key {kid!r}: {exc}") from None
         return keys
+
+    @model_validator(mode="after")
+    def _one_job_per_key(self) -> SecurityConfig:
+        seen: dict[str, str] = {}
+        for name in KEY_MAPS:
+            for kid, value in getattr(self, name).items():
+                other = seen.get(value.strip())
+                if other is not None and not other.startswith(name + "."):
+                    raise ValueError(f"{name}.{kid}: the same key is already in {other}; "
+                                     "a key has one job")
+                seen.setdefault(value.strip(), f"{name}.{kid}")
+        shared = set(self.fleet_keys) & set(self.root_keys)
+        if shared:
+            raise ValueError(f"root_keys and fleet_keys share key id(s) {sorted(shared)}: "
+                             "a signature must say which of the two signed it")
+        return self
 
 
 class TicketService(Strict):
@@ -206,9 +235,19 @@ class WebConfig(Strict):
     lockout_s: Annotated[int, Field(ge=1, le=86_400)] = 300
 
 
+class BackupConfig(Strict):
+    # Empty: data_dir/backups. Better on another device (an SD card, a USB stick) when the
+    # cart has one: a dead disk then takes the database but not its backups.
+    dir: Annotated[str, Field(max_length=4096)] = ""
+    interval_s: Annotated[int, Field(ge=60, le=86_400)] = 900
+    keep: Annotated[int, Field(ge=1, le=100)] = 3
+
+
 class AgentConfig(Strict):
     cart_id: Annotated[str, Field(pattern=CART_ID_PATTERN)]
     data_dir: Annotated[str, Field(min_length=1, max_length=4096)] = "/var/lib/cart-agent"
+    # True only for a demo or test cart: it may then trust the published demo keys.
+    demo: bool = False
     timezone: str = "Asia/Shanghai"
     retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
     deposit_timeout_s: Annotated[int, Field(ge=10, le=3600)] = 120
@@ -222,6 +261,7 @@ class AgentConfig(Strict):
         Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,16}$")], TicketService
     ], Field(max_length=32)] = DEFAULT_TICKET_SERVICES
     web: WebConfig = WebConfig()
+    backup: BackupConfig = BackupConfig()
 
     @field_validator("timezone")
     @classmethod
@@ -239,6 +279,10 @@ class AgentConfig(Strict):
     @property
     def db_path(self) -> Path:
         return Path(self.data_dir) / "cart.db"
+
+    @property
+    def backup_dir(self) -> Path:
+        return Path(self.backup.dir) if self.backup.dir else Path(self.data_dir) / "backups"
 
 
 class ConfigError(Exception):
@@ -269,11 +313,25 @@ def problems_from(exc: ValidationError) -> list[str]:
     return lines
 
 
+def demo_key_problems(cfg: AgentConfig) -> list[str]:
+    if cfg.demo:
+        return []
+    return [f"security.{name}.{kid}: is the published {DEMO_PUBLIC_KEYS[value.strip()]} key "
+            "(its private key is in config/demo-keys/ for anyone to read); only a config "
+            "that says demo = true may trust it"
+            for name in KEY_MAPS for kid, value in getattr(cfg.security, name).items()
+            if value.strip() in DEMO_PUBLIC_KEYS]
+
+
 def validate(document: dict[str, Any]) -> AgentConfig:
     try:
-        return AgentConfig.model_validate(document)
+        cfg = AgentConfig.model_validate(document)
     except ValidationError as exc:
         raise ConfigError(problems_from(exc)) from None
+    problems = demo_key_problems(cfg)
+    if problems:
+        raise ConfigError(problems)
+    return cfg
 
 
 def read_document(path: str | Path) -> dict[str, Any]:
@@ -293,15 +351,23 @@ def read_document(path: str | Path) -> dict[str, Any]:
         raise ConfigError([f"{p}: not UTF-8 text"]) from None
 
 
-def overlay(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+# Tables that a layer replaces whole: a key map is a set of trusted keys, and a merge could
+# add keys but never take a compromised one away.
+REPLACED_WHOLE = {f"security.{name}" for name in KEY_MAPS}
+
+
+def overlay(base: dict[str, Any], patch: dict[str, Any], _at: str = "") -> dict[str, Any]:
     """Lay a partial document over another: tables merge key by key, anything else replaces.
 
-    Lists replace whole (a pushed `locker.compartments` is the new list, not a merge).
+    Lists replace whole (a pushed `locker.compartments` is the new list, not a merge), and so
+    do the key maps under [security].
     """
     out = copy.deepcopy(base)
     for key, value in patch.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = overlay(out[key], value)
+        path = f"{_at}.{key}" if _at else str(key)
+        if (isinstance(value, dict) and isinstance(out.get(key), dict)
+                and path not in REPLACED_WHOLE):
+            out[key] = overlay(out[key], value, path)
         else:
             out[key] = copy.deepcopy(value)
     return out

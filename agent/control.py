@@ -1,18 +1,24 @@
 """The local control socket: how maintenance commands reach a running daemon.
 
-A Unix socket in data_dir (mode 0660; data_dir itself belongs to the agent's user), one JSON
-request per connection, JSON-line replies. The maintenance commands try it first and drive
+A Unix socket in data_dir (mode 0660; data_dir itself is 0700 and belongs to the agent's
+user), one JSON request per connection, JSON-line replies. Audit records name the caller by
+the uid the kernel reports (SO_PEERCRED); a malformed request gets an error reply; at most
+MAX_CONNECTIONS at once; running out of descriptors elsewhere in the process never removes
+the socket. The maintenance commands try it first and drive
 the devices themselves only when no daemon answers, so two processes never talk on one bus.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
+import pwd
 import queue
 import socket
+import struct
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,12 +26,15 @@ from typing import TYPE_CHECKING, Any
 from agent.flows.actions import ActionError
 from agent.flows.feedback import FeedbackBus
 from agent.health import Health
+from agent.store import Store
 
 if TYPE_CHECKING:
     from agent.daemon import Daemon
 
 log = logging.getLogger(__name__)
 MAX_REQUEST = 4096
+MAX_CONNECTIONS = 16  # at once; more get "busy" (a stream holds one for its length)
+_OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
 def socket_path(data_dir: str) -> Path:
@@ -39,6 +48,7 @@ class ControlSocket:
         self.daemon = daemon
         self.health = Health("control")
         self.path = socket_path(daemon.cfg.data_dir)
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
 
     def run(self, stop: threading.Event) -> None:
         self.path.unlink(missing_ok=True)
@@ -46,6 +56,7 @@ class ControlSocket:
         try:
             server.bind(str(self.path))
             os.chmod(self.path, 0o660)
+            inode = self.path.stat().st_ino
             server.listen(8)
             server.settimeout(0.25)
             self.health.set_ok()
@@ -54,24 +65,49 @@ class ControlSocket:
                     conn, _ = server.accept()
                 except TimeoutError:
                     continue
+                except OSError as exc:
+                    if exc.errno not in _OUT_OF_RESOURCES:
+                        raise
+                    # Out of descriptors (or memory) because of something else in the
+                    # process: keep the socket and its file, wait, try again.
+                    if self.health.set_error(f"accept: {exc.strerror}"):
+                        log.error("control socket cannot accept: %s; retrying", exc.strerror)
+                    stop.wait(0.2)
+                    continue
+                if not self._slots.acquire(blocking=False):
+                    _refuse_busy(conn)
+                    continue
+                if not self.health.ok:
+                    self.health.set_ok()
                 threading.Thread(target=self._serve, args=(conn, stop), daemon=True,
                                  name="control-conn").start()
         finally:
             server.close()
-            self.path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                if self.path.stat().st_ino == inode:  # never remove another daemon's socket
+                    self.path.unlink()
 
     def _serve(self, conn: socket.socket, stop: threading.Event) -> None:
-        with conn:
-            conn.settimeout(5.0)
-            try:
-                request = _read_request(conn)
-                for reply in self._dispatch(request, stop):
-                    conn.sendall(json.dumps(reply, ensure_ascii=False).encode() + b"\n")
-            except (OSError, ValueError) as exc:
-                with contextlib.suppress(OSError):
-                    conn.sendall(json.dumps({"ok": False, "error": str(exc)}).encode() + b"\n")
+        try:
+            with conn:
+                conn.settimeout(5.0)
+                try:
+                    caller = _peer(conn)
+                    request = _read_request(conn)
+                    for reply in self._dispatch(request, stop, caller):
+                        conn.sendall(json.dumps(reply, ensure_ascii=False).encode() + b"\n")
+                except Exception as exc:
+                    # A malformed request, or an action that failed unexpectedly: the caller
+                    # gets an error, the service keeps listening.
+                    if not isinstance(exc, OSError | ValueError):
+                        log.exception("control request failed")
+                    reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+                    with contextlib.suppress(OSError):
+                        conn.sendall(json.dumps(reply).encode() + b"\n")
+        finally:
+            self._slots.release()
 
-    def _dispatch(self, req: dict[str, Any], stop: threading.Event) -> Any:
+    def _dispatch(self, req: dict[str, Any], stop: threading.Event, caller: str) -> Any:
         d = self.daemon
         op = req.get("op")
         if op == "ping":
@@ -88,9 +124,9 @@ class ControlSocket:
                 yield {"ok": False, "error": "agent is starting"}
                 return
             try:
+                # who asked is what the kernel says (SO_PEERCRED), never what the request says
                 result = d.actions.open_compartment(req.get("compartment"), req.get("reason"),
-                                                    by=str(req.get("by", "cli"))[:64],
-                                                    source="cli")
+                                                    by=caller, source="cli")
                 yield {"ok": True, "result": result}
             except ActionError as exc:
                 yield {"ok": False, "error": str(exc)}
@@ -106,10 +142,12 @@ class ControlSocket:
                 yield {"ok": True}
             except Exception as exc:  # the printer's typed errors, reported to the caller
                 yield {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        elif op == "lockout_reset":
+            yield {"ok": True, "result": reset_lockout(d.store, caller)}
         elif op == "scan_stream":
-            yield from self._stream(d.scan_tap, int(req.get("count") or 0), stop, raw=True)
+            yield from self._stream(d.scan_tap, _count(req), stop, raw=True)
         elif op == "feedback_stream":
-            yield from self._stream(d.feedback, int(req.get("count") or 0), stop, raw=False)
+            yield from self._stream(d.feedback, _count(req), stop, raw=False)
         else:
             yield {"ok": False, "error": f"unknown op {str(op)[:40]!r}"}
 
@@ -128,6 +166,38 @@ class ControlSocket:
                     "feedback": event.as_dict()}
         finally:
             bus.unsubscribe(sub)
+
+
+def _count(req: dict[str, Any]) -> int:
+    count = req.get("count") or 0
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 1_000_000:
+        raise ValueError("count must be a whole number 0..1000000")
+    return count
+
+
+def _peer(conn: socket.socket) -> str:
+    """The calling process's user, from the kernel (SO_PEERCRED): `uid:N (name)`."""
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    try:
+        return f"uid:{uid} ({pwd.getpwuid(uid).pw_name})"
+    except KeyError:
+        return f"uid:{uid}"
+
+
+def _refuse_busy(conn: socket.socket) -> None:
+    with conn, contextlib.suppress(OSError):
+        conn.settimeout(0.5)
+        conn.sendall(b'{"ok": false, "error": "busy: too many control connections"}\n')
+
+
+def reset_lockout(store: Store, by: str) -> dict[str, Any]:
+    """Clear every attendant PIN lock (the local way back in), with an audit record."""
+    from agent.web.auth import Lockout
+
+    cleared = Lockout(store).reset()
+    store.record("attendant.lockout_reset", {"by": by, "clients": cleared})
+    return {"cleared": cleared}
 
 
 def _read_request(conn: socket.socket) -> dict[str, Any]:

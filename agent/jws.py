@@ -1,8 +1,9 @@
 """JWS compact serialization with EdDSA / Ed25519 (RFC 7515, RFC 8037): sign and verify.
 
 Used for the residents' QR tokens and for signed fleet control (config pushes, commands).
-Verification is strict on purpose: one algorithm only (a token saying `none` or `HS256` is
-refused, never "downgraded"), canonical base64url, JSON objects without duplicate names, and a
+Verification is strict on purpose: one algorithm only, under its two names `EdDSA` and
+RFC 9864's `Ed25519` (a token saying `none` or `HS256` is refused, never "downgraded"),
+canonical base64url, I-JSON objects (no duplicate names, no lone surrogates, no NaN), and a
 size cap checked before any decoding.
 """
 
@@ -21,6 +22,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 _B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
 ALGORITHM = "EdDSA"
+# RFC 9864 names the same algorithm (EdDSA with an Ed25519 key) "Ed25519"; issuers are moving
+# to it. Nothing else is new: Ed448 and any other name stay refused.
+ACCEPTED_ALGORITHMS = frozenset({ALGORITHM, "Ed25519"})
+# A \uD800-\uDFFF escape in the raw JSON: the only way a lone surrogate gets into the text.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 class JwsError(ValueError):
@@ -79,9 +85,31 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _no_constants(name: str) -> Any:
+    # Python's decoder takes NaN, Infinity and -Infinity; RFC 8259 JSON has no such literals.
+    raise ValueError(f"{name} is not JSON")
+
+
+def _lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_lone_surrogate(k) or _lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_lone_surrogate(v) for v in value)
+    return False
+
+
 def strict_json_object(raw: bytes, what: str) -> dict[str, Any]:
+    """An I-JSON object (RFC 7493): UTF-8, no duplicate names, no lone surrogates, and none of
+    Python's NaN/Infinity extensions."""
     try:
-        value = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
+        value = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates,
+                           parse_constant=_no_constants)
     except UnicodeDecodeError:
         raise JwsError("unreadable", f"{what} is not UTF-8") from None
     except ValueError as exc:
@@ -90,6 +118,10 @@ def strict_json_object(raw: bytes, what: str) -> dict[str, Any]:
         raise JwsError("unreadable", f"{what} is nested too deeply") from None
     if not isinstance(value, dict):
         raise JwsError("unreadable", f"{what} is not a JSON object")
+    # A lone surrogate passes json.loads and then fails every UTF-8 encoder downstream (the
+    # store, MQTT, the screens): refuse it here, where it comes in.
+    if _SURROGATE_ESCAPE.search(raw) and _lone_surrogate(value):
+        raise JwsError("unreadable", f"{what} holds a lone surrogate (not I-JSON)")
     return value
 
 
@@ -128,8 +160,9 @@ def verify(token: str, keys: dict[str, Ed25519PublicKey], max_bytes: int = 4096)
         raise JwsError("unreadable", "token is not base64url") from None
     header = strict_json_object(header_raw, "token header")
     alg = header.get("alg")
-    if alg != ALGORITHM:
-        raise JwsError("bad_signature", f"algorithm {alg!r} is not accepted (only EdDSA)")
+    if not isinstance(alg, str) or alg not in ACCEPTED_ALGORITHMS:
+        raise JwsError("bad_signature",
+                       f"algorithm {str(alg)[:32]!r} is not accepted (only EdDSA / Ed25519)")
     if "crit" in header:
         raise JwsError("unreadable", "token header has critical extensions")
     kid = header.get("kid")

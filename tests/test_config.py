@@ -26,10 +26,57 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=60, cwd=REPO)
 
 
-def test_example_configs_are_valid() -> None:
-    for name in ("example.toml", "demo.toml"):
-        cfg = load(REPO / "config" / name)
-        assert cfg.cart_id
+def test_demo_config_is_valid_and_says_it_is_a_demo() -> None:
+    cfg = load(REPO / "config" / "demo.toml")
+    assert cfg.demo is True and cfg.cart_id
+
+
+def test_example_config_ships_a_placeholder_key_that_fails_validation() -> None:
+    with pytest.raises(ConfigError) as info:
+        load(REPO / "config" / "example.toml")
+    assert info.value.problems == ["security.token_keys: key 'k1': public key is not base64url"]
+    # with a real key in its place, everything else in the example validates
+    from agent.config import read_document
+    from tests.flows_support import Issuer
+
+    doc = overlay(read_document(REPO / "config" / "example.toml"),
+                  {"security": {"token_keys": {"k1": Issuer().public}}})
+    assert validate(doc).cart_id == "bc-01"
+
+
+def test_every_published_demo_key_is_refused_outside_a_demo_config() -> None:
+    from agent.config import DEMO_PUBLIC_KEYS
+
+    published = {p.read_text().strip() for p in (REPO / "config" / "demo-keys").glob("*.pub")}
+    assert published and published <= set(DEMO_PUBLIC_KEYS)
+    for i, key in enumerate(sorted(published)):
+        for where in ("token_keys", "fleet_keys", "root_keys"):
+            doc = {"cart_id": "bc-01", "security": {where: {f"k{i}": key}}}
+            with pytest.raises(ConfigError) as info:
+                validate(doc)
+            assert info.value.problems[0].startswith(f"security.{where}.k{i}: is the published")
+            assert validate({**doc, "demo": True}).demo
+
+
+def test_check_config_refuses_the_demo_key_in_a_real_config(tmp_path: Path) -> None:
+    demo_key = (REPO / "config" / "demo-keys" / "demo-issuer.pub").read_text().strip()
+    conf = write_config(tmp_path / "agent.toml", {
+        "cart_id": "bc-01", "data_dir": str(tmp_path / "data"),
+        "security": {"token_keys": {"k1": demo_key}}})
+    out = subprocess.run([sys.executable, "-m", "agent", "check-config", "-c", str(conf)],
+                         cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "security.token_keys.k1: is the published demo-issuer" in (
+        out.stderr)
+
+
+def test_a_key_has_one_job() -> None:
+    from tests.flows_support import Issuer
+
+    key = Issuer().public
+    with pytest.raises(ConfigError) as info:
+        validate({"cart_id": "bc-01", "security": {"token_keys": {"k1": key},
+                                                   "root_keys": {"r1": key}}})
+    assert "root_keys.r1: the same key is already in token_keys.k1" in info.value.problems[0]
 
 
 def test_errors_name_the_key_path() -> None:

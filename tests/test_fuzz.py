@@ -63,3 +63,12 @@ def test_deeply_nested_json_is_refused_not_crashed() -> None:
     assert info.value.reason == "unreadable"
     TARGETS["token"](f"{deep}.{deep}.AAAA".encode())
     TARGETS["token"](f"{header}.{deep}.AAAA".encode())
+
+
+def test_scan_path_seeds_pass_whole() -> None:
+    """Each seed of the whole scan path, unmutated: a signed token whose claims hold a lone
+    surrogate once killed the flow thread when its refusal was stored."""
+    seeds = _seeds("scan_path")
+    assert len(seeds) >= 5
+    for seed in seeds:
+        TARGETS["scan_path"](seed)

@@ -137,6 +137,13 @@ class Cart:
             self.ctx.tell("refused", "存储空间已满，暂停服务，请联系工作人员",
                           "Storage is full; service paused, please ask the attendant",
                           "storage_full")
+        except Exception:
+            # One item, one failure: the flow thread goes on with the next scan or door event
+            # instead of dying and coming back after a growing back-off.
+            log.exception("flow item %s failed", type(item).__name__)
+            if isinstance(item, ScanInput):
+                self.ctx.tell("refused", "无法识别此二维码", "This code could not be read",
+                              "unreadable")
         else:
             if not self.health.ok:
                 self.health.set_ok()

@@ -23,6 +23,8 @@ REASONS: dict[str, tuple[str, str]] = {
                            "The locker is unavailable; please ask the attendant"),
     "compartment_failed": ("柜门未能打开，请联系工作人员",
                            "The compartment did not open; please ask the attendant"),
+    "compartment_in_use": ("此柜格已存放其他物品，请联系工作人员",
+                           "That compartment holds something else; please ask the attendant"),
     "out_of_service": ("此柜格暂停使用，请联系工作人员",
                        "This compartment is out of service; please ask the attendant"),
     "cart_out_of_service": ("本服务车暂停服务，请稍后再来",

@@ -18,7 +18,7 @@ from agent.flows.feedback import Feedback
 from agent.flows.opening import open_for
 from agent.flows.refusals import ScanRefused
 from agent.flows.tokens import Token, public_facts
-from agent.store import StoreFullError, Writer
+from agent.store import StoreError, StoreFullError, Writer
 from agent.store.transactions import parse_rfc3339
 
 
@@ -29,6 +29,18 @@ def _check_unused(ctx: CartContext, w: Writer, token: Token) -> None:
     row = w.execute("SELECT used_at FROM used_tokens WHERE jti = ?", (token.jti,)).fetchone()
     if row:
         raise ScanRefused("already_used", f"used at {row[0]}", used_at=row[0])
+
+
+def _check_meal_compartment(ctx: CartContext, comp_id: str) -> None:
+    """A meal is put in a compartment by staff; one holding a parcel (or reserved for a
+    deposit) or out of service must not open for a meal token, however well signed."""
+    comp = ctx.compartments.get(comp_id)
+    if comp is None:
+        raise ScanRefused("bad_claims", f"no compartment {comp_id[:8]} at this cart")
+    if comp.out_of_service:
+        raise ScanRefused("out_of_service", f"{comp.id}: {comp.oos_reason}")
+    if comp.parcel or comp.reserved:
+        raise ScanRefused("compartment_in_use", f"{comp.id} holds a parcel or is being filled")
 
 
 def _use(w: Writer, token: Token, tx_id: str, at: str) -> None:
@@ -64,11 +76,24 @@ class ScanFlow:
         except StoreFullError as exc:
             log.error("scan refused, storage full: %s", exc)
             return ctx.refuse(ScanRefused("storage_full", str(exc)))
+        except StoreError:
+            raise  # the disk is failing: the flow thread says so (Cart._handle)
+        except Exception as exc:
+            # Each scan is handled in isolation: whatever a hostile or unforeseen scan makes
+            # raise ends here as a recorded refusal, and the next scan is served at once.
+            log.exception("scan could not be handled; refused as unreadable")
+            return self._refused(ScanRefused("unreadable", f"internal error: "
+                                             f"{type(exc).__name__}"), text)
 
     def _refused(self, refusal: ScanRefused, text: str) -> Feedback:
         ctx = self.ctx
+        try:
+            facts = public_facts(text)
+        except Exception:  # the audit record must not fail because of what was scanned
+            log.exception("could not describe a refused scan")
+            facts = {"form": "text", "text": None, "length": len(text)}
         data: dict[str, Any] = {"reason": refusal.reason, "detail": refusal.detail[:200],
-                                **public_facts(text)}
+                                **facts}
         try:
             ctx.store.record("scan.rejected", data)
         except StoreFullError:
@@ -128,6 +153,8 @@ class ScanFlow:
                 raise ScanRefused("bad_claims", f"no compartment {comp_id[:8]} at this cart")
         with ctx.store.write() as w:
             _check_unused(ctx, w, token)
+            if comp is not None:
+                _check_meal_compartment(ctx, comp.id)
             data = {"order": token.claims["order"], "items": token.claims["items"],
                     "name": token.text("name"), "compartment": comp_id, "jti": token.jti}
             tx = w.append("meal.pickup", data)

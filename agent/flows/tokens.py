@@ -41,13 +41,15 @@ def _require_str(claims: dict[str, Any], name: str, max_len: int = _MAX_TEXT) ->
     return value
 
 
-def _numeric_date(claims: dict[str, Any], name: str) -> float | None:
+def _numeric_date(claims: dict[str, Any], name: str) -> int | None:
+    """A NumericDate is a finite integer (contract section 6): a float such as 1e999 (inf)
+    would make a token that never expires, and NaN compares false with everything."""
     value = claims.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ScanRefused("bad_claims", f"claim {name!r} must be a NumericDate")
-    return float(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ScanRefused("bad_claims", f"claim {name!r} must be an integer NumericDate")
+    return value
 
 
 class TokenVerifier:
@@ -70,12 +72,13 @@ class TokenVerifier:
         now = self.clock()
         exp = _numeric_date(claims, "exp")
         nbf = _numeric_date(claims, "nbf")
+        _numeric_date(claims, "iat")
         if exp is None:
             raise ScanRefused("bad_claims", "token has no expiry")
         if now > exp + self.clock_skew_s:
-            raise ScanRefused("expired", f"expired at {exp:.0f}", exp=exp)
+            raise ScanRefused("expired", f"expired at {exp}", exp=exp)
         if nbf is not None and now < nbf - self.clock_skew_s:
-            raise ScanRefused("not_yet_valid", f"valid from {nbf:.0f}", nbf=nbf)
+            raise ScanRefused("not_yet_valid", f"valid from {nbf}", nbf=nbf)
         cart = claims.get("cart")
         if cart is not None and cart != self.cart_id:
             raise ScanRefused("other_cart", f"token is for cart {str(cart)[:32]!r}")

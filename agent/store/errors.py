@@ -9,6 +9,11 @@ class StoreError(Exception):
     """The database refused a write or a read; nothing was committed by the failing call."""
 
 
+class StoreRefused(StoreError):
+    """The store must not be used as it is (missing, empty, damaged, another cart's); the
+    message tells the operator what to do. Nothing was written."""
+
+
 class StoreFullError(StoreError):
     """The disk (or the filesystem holding data_dir) is full: new transactions are refused."""
 

@@ -21,8 +21,11 @@ from typing import Any
 from urllib.parse import quote
 
 from agent.ids import new_ulid
-from agent.store.errors import StoreError, translate
+from agent.store import identity
+from agent.store.errors import StoreError, StoreRefused, translate
+from agent.store.files import private_dir, private_file, tighten
 from agent.store.schema import migrate
+from agent.store.text import clean, clean_params
 
 Clock = Callable[[], float]
 
@@ -53,13 +56,18 @@ class Tx:
 
 
 def connect(path: Path, timeout_s: float = 10.0) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # 0700 / 0600 made here, whatever the umask: SQLite gives the -wal and -shm files the
+    # mode of the database file, so creating that one private covers all three.
+    private_dir(path.parent)
+    private_file(path)
     conn = sqlite3.connect(path, timeout=timeout_s, isolation_level=None,
                            check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
+    for suffix in ("-wal", "-shm"):
+        tighten(path.with_name(path.name + suffix))
     return conn
 
 
@@ -91,39 +99,119 @@ class Writer:
         # count never restarts.
         tx_id = new_ulid()
         when = rfc3339(self._store.clock() if at is None else at)
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # rare: escape lone surrogates, keep the rest as it was
+            data = clean(data)
+            text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        type_ = clean(type_)
         seq = self.conn.execute(
             "INSERT INTO transactions(id, seq, type, at, data, state) VALUES "
             "(?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM transactions), ?, ?, ?, 'pending') "
             "RETURNING seq",
-            (tx_id, type_, when, json.dumps(data, ensure_ascii=False, separators=(",", ":"))),
+            (tx_id, type_, when, text),
         ).fetchone()[0]
         tx = Tx(id=tx_id, seq=seq, cart=self._store.cart_id, type=type_, at=when, data=data)
         self.appended.append(tx)
         return tx
 
     def execute(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> sqlite3.Cursor:
-        return self.conn.execute(sql, params)
+        return self.conn.execute(sql, clean_params(params))
 
 
 class Store:
     """One SQLite connection guarded by a lock; safe to share between the daemon's threads."""
 
-    def __init__(self, path: str | Path, cart_id: str, clock: Clock = time.time, *,
-                 read_only: bool = False) -> None:
-        """read_only: an existing store, read as it is (status commands): nothing is created,
+    def __init__(self, path: str | Path, cart_id: str, clock: Clock = time.time,
+                 guard: bool = True, *, read_only: bool = False) -> None:
+        """Open (or, in a data directory that never held one, create) the store. With `guard`
+        (everything but a restore's scratch copy) the data directory's identity is checked
+        first: a missing, empty or foreign database is refused (StoreRefused).
+        read_only: an existing store, read as it is (status commands): nothing is created,
         migrated or written; a missing store raises StoreError."""
         self.path = Path(path)
         self.cart_id = cart_id
         self.clock = clock
         self._lock = threading.RLock()
+        ident = identity.read(self.path.parent) if guard else None
+        fresh = not self.path.exists() or self.path.stat().st_size == 0
+        if ident is not None and fresh:
+            why = "is missing" if not self.path.exists() else "is empty (0 bytes)"
+            raise StoreRefused(identity.missing_message(self.path, ident, why))
         try:
             if read_only:
                 self.conn = connect_read_only(self.path)
+                row = self.conn.execute(
+                    "SELECT value FROM meta WHERE key = 'store_id'").fetchone()
+                self.store_id = str(row[0]) if row else ""
             else:
                 self.conn = connect(self.path)
                 migrate(self.conn)
+                self.store_id = self._own_identity()
         except sqlite3.Error as exc:
             raise translate(exc) from exc
+        if guard and not read_only:
+            self._check_identity(ident)
+
+    def _own_identity(self) -> str:
+        rows = dict(self.conn.execute(
+            "SELECT key, value FROM meta WHERE key IN ('store_id', 'cart_id')").fetchall())
+        owner = rows.get("cart_id")
+        if owner is not None and owner != self.cart_id:
+            self.conn.close()
+            raise StoreRefused(f"cart-agent: {self.path} is the store of cart {owner!r}, but "
+                               f"the config says cart_id = {self.cart_id!r}: refusing to mix "
+                               "two carts' records.")
+        if "store_id" in rows and owner is not None:
+            return str(rows["store_id"])  # nothing to write: opens on a full disk too
+        store_id = rows.get("store_id") or new_ulid()
+        with self.write() as w:
+            for key, value in (("store_id", store_id), ("cart_id", self.cart_id),
+                               ("created_at", rfc3339(self.clock()))):
+                w.execute("INSERT INTO meta(key, value) VALUES (?, ?) "
+                          "ON CONFLICT(key) DO NOTHING", (key, value))
+        return store_id
+
+    def _check_identity(self, ident: dict[str, Any] | None) -> None:
+        data_dir = self.path.parent
+        last = self.last_seq()
+        if ident is None:
+            doc = identity.new(self.cart_id, self.store_id, rfc3339(self.clock()),
+                               self.path.name)
+            doc["last_seq"] = last
+            try:
+                identity.write(data_dir, doc)
+            except OSError as exc:
+                self.conn.close()
+                raise StoreError(f"cannot write {identity.path_for(data_dir)}: "
+                                 f"{exc.strerror}") from None
+            return
+        problem = None
+        if ident.get("store_id") != self.store_id:
+            problem = (f"{self.path} is store {self.store_id}, but this data directory holds "
+                       f"store {ident.get('store_id')} of cart {ident.get('cart_id')!r}: "
+                       "another database was put here")
+        elif isinstance(ident.get("last_seq"), int) and ident["last_seq"] > last:
+            problem = (f"{self.path} ends at seq {last}, but this store had reached seq "
+                       f"{ident['last_seq']}: it is an older copy or lost its last writes")
+        if problem:
+            self.conn.close()
+            raise StoreRefused(f"cart-agent: {problem}. Refusing to start on it. Restore the "
+                               "store with `cart-agent restore` (see README, 'When the store "
+                               "is lost').")
+
+    def last_seq(self) -> int:
+        return int(self.query("SELECT COALESCE(MAX(seq), 0) AS n FROM transactions")[0]["n"])
+
+    def quick_check(self) -> list[str]:
+        """PRAGMA quick_check: [] when the database is sound, else SQLite's findings."""
+        try:
+            rows = self.query("PRAGMA quick_check(20)")
+        except StoreError as exc:
+            return [str(exc)]
+        found = [str(next(iter(r.values()))) for r in rows]
+        return [] if found == ["ok"] else found
 
     def close(self) -> None:
         with self._lock:
@@ -169,7 +257,7 @@ class Store:
               params: tuple[Any, ...] | dict[str, Any] = ()) -> list[dict[str, Any]]:
         with self._lock:
             try:
-                cur = self.conn.execute(sql, params)
+                cur = self.conn.execute(sql, clean_params(params))
                 cols = [c[0] for c in cur.description or ()]
                 return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
             except sqlite3.Error as exc:

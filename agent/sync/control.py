@@ -7,8 +7,10 @@ signature by a key not in `fleet_keys`, duplicate JSON members, nesting bombs.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from agent.jws import (
     JwsError,
@@ -33,25 +35,50 @@ def parse_json_object(raw: bytes, what: str) -> dict[str, Any]:
         raise ControlError(str(exc)) from None
 
 
-def read_control(payload: bytes, fleet_keys: dict[str, str], what: str) -> dict[str, Any]:
-    """The JSON object a control message carries, verified when signing is on."""
+@dataclass(frozen=True)
+class Signer:
+    """Who vouched for a control message: a root key, a fleet key, or nobody (unsigned, only
+    accepted while `security.fleet_keys` is empty)."""
+
+    role: Literal["root", "fleet", "unsigned"]
+    kid: str | None = None
+
+    def __str__(self) -> str:
+        return "unsigned" if self.kid is None else f"signed by {self.role} key {self.kid!r}"
+
+
+def read_signed(payload: bytes, fleet_keys: dict[str, str], root_keys: dict[str, str],
+                what: str) -> tuple[dict[str, Any], Signer]:
+    """The JSON object a control message carries and who signed it. A JWS is verified against
+    the fleet and root keys (config validation keeps their key ids apart); plain JSON is
+    accepted only while no fleet key is configured."""
     if len(payload) > MAX_CONTROL_BYTES:
         raise ControlError(f"{what} is {len(payload)} bytes, more than {MAX_CONTROL_BYTES} bytes")
-    if not fleet_keys:
-        return parse_json_object(payload, what)
-    try:
+    text = None
+    with contextlib.suppress(UnicodeDecodeError):
         text = payload.decode("ascii").strip()
-    except UnicodeDecodeError:
-        raise ControlError(f"{what} must be signed (a JWS compact string)") from None
+    if not fleet_keys and (text is None or not looks_like_jws(text)):
+        return parse_json_object(payload, what), Signer("unsigned")
+    if text is None:
+        raise ControlError(f"{what} must be signed (a JWS compact string)")
     if text.startswith("{"):
         raise ControlError(f"{what} must be signed (a JWS compact string), got plain JSON")
+    keys = {**key_map(fleet_keys), **key_map(root_keys)}
     try:
-        verified = verify(text, key_map(fleet_keys), max_bytes=MAX_CONTROL_BYTES)
+        verified = verify(text, keys, max_bytes=MAX_CONTROL_BYTES)
     except JwsError as exc:
         raise ControlError(f"{what} signature refused ({exc.reason}): {exc}") from None
     except RecursionError:
         raise ControlError(f"{what} is nested too deeply") from None
-    return verified.claims
+    role: Literal["root", "fleet"] = "root" if verified.kid in root_keys else "fleet"
+    return verified.claims, Signer(role, verified.kid)
+
+
+def read_control(payload: bytes, fleet_keys: dict[str, str], what: str) -> dict[str, Any]:
+    """The JSON object a command carries, verified when signing is on. Only fleet keys sign
+    commands: a root key's one job is the cart's trust anchors."""
+    doc, _signer = read_signed(payload, fleet_keys, {}, what)
+    return doc
 
 
 def peek_id(payload: bytes) -> str | None:
@@ -66,6 +93,11 @@ def peek_id(payload: bytes) -> str | None:
         value = json.loads(text)
     except (UnicodeDecodeError, ValueError, RecursionError):
         return None
-    if isinstance(value, dict) and isinstance(value.get("id"), str) and len(value["id"]) <= 64:
-        return str(value["id"])
+    ident = value.get("id") if isinstance(value, dict) else None
+    if isinstance(ident, str) and len(ident) <= 64 and ident.isprintable():
+        try:
+            ident.encode("utf-8")  # a lone surrogate would break the answer's encoding
+        except UnicodeEncodeError:
+            return None
+        return ident
     return None

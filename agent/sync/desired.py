@@ -30,7 +30,7 @@ from typing import Any, Literal
 from agent.config import AgentConfig, ConfigError, load
 from agent.store import Store
 from agent.store.transactions import rfc3339
-from agent.sync.control import ControlError, read_control
+from agent.sync.control import ControlError, Signer, read_signed
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,20 @@ LABEL = {"fleet": "fleet config", "cart": "cart config"}
 NOT_PUSHABLE = {
     "cart_id": "must not be pushed: it identifies the cart and is set in its file",
     "data_dir": "must not be pushed: it holds the cart's database and is set in its file",
+    "demo": "must not be pushed: only the cart's own file may declare it a demo",
 }
+# What only a root key may change (contract section 6): the trust anchors, the cart's broker
+# endpoint and credentials, device and file paths, listen addresses. A fleet key that leaked
+# could otherwise add a token key, replace the fleet keys for good, send the cart (and its
+# password file) to another broker, open the screens to the network or aim the printer at
+# cart.db.
+ROOT_ONLY = (
+    "security",
+    "mqtt.host", "mqtt.port", "mqtt.username", "mqtt.password", "mqtt.password_file",
+    "mqtt.tls", "mqtt.ca_file", "mqtt.cert_file", "mqtt.key_file",
+    "scanner.port", "scanner.camera", "printer.port", "printer.host", "printer.path",
+    "locker.port", "web.listen", "web.port", "backup.dir",
+)
 MAX_VERSION = 2**53  # what any JSON parser keeps exactly
 MAX_ERRORS = 20
 REPORT_KEY = "sync.config_report"
@@ -97,6 +110,28 @@ class Decision:
     mqtt_changed: bool = False
 
 
+def _flat(doc: dict[str, Any], at: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in doc.items():
+        path = f"{at}.{key}" if at else key
+        if isinstance(value, dict) and path != "ticket_services" and not path.startswith(
+                "security."):
+            out.update(_flat(value, path))
+        else:
+            out[path] = value
+    return out
+
+
+def changed_keys(old: AgentConfig, new: AgentConfig) -> list[str]:
+    """Dotted keys whose value differs (key maps and lists count as one value each)."""
+    a, b = _flat(old.model_dump()), _flat(new.model_dump())
+    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+
+
+def root_only(key: str) -> bool:
+    return any(key == r or key.startswith(r + ".") for r in ROOT_ONLY)
+
+
 def _digest(payload: bytes) -> str:
     return hashlib.sha256(payload).hexdigest()
 
@@ -118,9 +153,10 @@ class DesiredConfig:
     # --- reading a desired document ---------------------------------------------------
 
     def _parse(self, scope: str, payload: bytes, current: AgentConfig
-               ) -> tuple[int, dict[str, Any]]:
+               ) -> tuple[int, dict[str, Any], Signer]:
         label = LABEL[scope]
-        doc = read_control(payload, current.security.fleet_keys, label)
+        doc, signer = read_signed(payload, current.security.fleet_keys,
+                                  current.security.root_keys, label)
         unknown = sorted(set(doc) - {"version", "config", "cart"})
         if unknown:
             raise ControlError(f"{label}: unknown member(s): {', '.join(unknown)}")
@@ -136,7 +172,7 @@ class DesiredConfig:
         target = "_all" if scope == "fleet" else self.cart_id
         if "cart" in doc and doc["cart"] != target:
             raise ControlError(f"{label} v{version}: meant for {doc['cart']!r}, not {target!r}")
-        return version, config
+        return version, config, signer
 
     def _refusals(self, scope: str, version: int, config: dict[str, Any]) -> list[str]:
         label = f"{LABEL[scope]} v{version}"
@@ -146,6 +182,18 @@ class DesiredConfig:
             problems.append(f"{label}: mqtt.enabled: must not be pushed as false: "
                             "the cart would never hear from the fleet again")
         return problems
+
+    @staticmethod
+    def _root_refusals(label: str, changed: list[str], signer: Signer,
+                       current: AgentConfig) -> list[str]:
+        """One line per root-only key the push would change without a root signature."""
+        if signer.role == "root":
+            return []
+        if not current.security.root_keys:
+            why = "not pushable: no root key is configured (security.root_keys is empty)"
+        else:
+            why = f"needs a root key's signature; this push is {signer}"
+        return [f"{label}: {key}: {why}" for key in changed if root_only(key)]
 
     def _highest_seen(self, scope: str) -> tuple[int, str | None] | None:
         rows = self.store.query(
@@ -160,7 +208,7 @@ class DesiredConfig:
         if self.store.get_meta(digest[0]) == digest[1]:
             return Decision("ignored", scope)  # the retained copy, redelivered on reconnect
         try:
-            version, config = self._parse(scope, payload, current)
+            version, config, signer = self._parse(scope, payload, current)
         except ControlError as exc:
             return self._reject(scope, None, [str(exc)], digest)
         label = f"{LABEL[scope]} v{version}"
@@ -182,20 +230,26 @@ class DesiredConfig:
                 new_cfg = _compose(self.config_path, docs.get("fleet"), docs.get("cart"))
             except ConfigError as exc:
                 problems = [f"{label}: {p}" for p in exc.problems]
+        if not problems:
+            changed = changed_keys(current, new_cfg)
+            problems = self._root_refusals(label, changed, signer, current)
         if problems:
             return self._reject(scope, (version, config), problems, digest)
         mqtt_changed = new_cfg.mqtt != current.mqtt
+        warnings = [] if changed else [
+            f"{label}: changed nothing: every value it sets is already in effect"]
         now = self.clock()
         with self.store.write() as w:
             w.execute("INSERT INTO config_versions(scope, version, document, state, received_at, "
                       "errors) VALUES (?, ?, ?, 'applied', ?, '[]')",
                       (scope, version, json.dumps(config, sort_keys=True), rfc3339(now)))
-            w.append("config.applied", {"scope": scope, "version": version})
+            w.append("config.applied", {"scope": scope, "version": version, "changed": changed,
+                                        "signer": str(signer)})
             if mqtt_changed:
                 probation = {"scope": scope, "version": version,
                              "deadline": now + new_cfg.mqtt.config_rollback_s}
                 self._set_meta(w, PROBATION_KEY, json.dumps(probation))
-            self._set_report(w, "applied", [])
+            self._set_report(w, "applied", [], changed, warnings)
             self._set_meta(w, *digest)
         log.info("%s applied", label)
         return Decision("applied", scope, version, [], new_cfg, mqtt_changed)
@@ -266,14 +320,19 @@ class DesiredConfig:
         w.execute("INSERT INTO meta(key, value) VALUES (?, ?) "
                   "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
 
-    def _set_report(self, w: Any, status: str, errors: list[str]) -> None:
+    def _set_report(self, w: Any, status: str, errors: list[str],
+                    changed: list[str] | None = None, warnings: list[str] | None = None
+                    ) -> None:
         # Read inside the write so the versions are those this very transaction leaves.
         rows = w.execute(
             "SELECT scope, MAX(version) FROM config_versions WHERE state = 'applied' "
             "GROUP BY scope").fetchall()
         versions = {scope: version for scope, version in rows}
+        # `changed` (the keys this outcome changed) and `warnings` go beside the contract's
+        # members: "applied" alone did not say that a push changed nothing.
         report = {"version": versions.get("cart"), "fleet_version": versions.get("fleet"),
-                  "status": status, "errors": errors, "at": rfc3339(self.clock())}
+                  "status": status, "errors": errors, "at": rfc3339(self.clock()),
+                  "changed": changed or [], "warnings": warnings or []}
         self._set_meta(w, REPORT_KEY, json.dumps(report, ensure_ascii=False))
 
     def report(self) -> dict[str, Any]:
@@ -285,4 +344,5 @@ class DesiredConfig:
         versions = config_versions(self.store)
         return {"version": versions["config_version"],
                 "fleet_version": versions["fleet_config_version"],
-                "status": "applied", "errors": [], "at": rfc3339(self.clock())}
+                "status": "applied", "errors": [], "at": rfc3339(self.clock()),
+                "changed": [], "warnings": []}

@@ -2,8 +2,10 @@
 
 The PIN is kept only as an scrypt hash in the config (`cart-agent hash-pin` makes one). A PIN
 has few possible values, so the real defence is the lockout: after `lockout_failures` wrong
-PINs the console refuses every PIN for `lockout_s`. The count and the lock live in the store's
-meta table, so restarting the daemon (or pulling the power) does not buy more guesses.
+PINs from one client the console refuses that client every PIN for `lockout_s`. It is per
+client so that a guesser cannot keep the real attendant out; `cart-agent attendant unlock`
+clears it locally. The counts live in the store's meta table, so restarting the daemon (or
+pulling the power) does not buy more guesses.
 
 Sessions live in memory only: a restart logs the attendant out, which is the safe direction.
 """
@@ -14,6 +16,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import secrets
 import threading
 import time
@@ -32,8 +35,8 @@ PIN_MIN, PIN_MAX = 4, 64
 MAX_N, MAX_R, MAX_P = 2**20, 32, 16
 MAX_MEM = 256 * 1024 * 1024
 
-META_FAILURES = "web.pin_failures"
-META_LOCKED_UNTIL = "web.pin_locked_until"
+META_CLIENTS = "web.pin_lockout"  # JSON: client address -> [failures, locked_until, last_try]
+MAX_CLIENTS = 256
 
 
 def _b64(raw: bytes) -> str:
@@ -88,45 +91,75 @@ class LoginResult:
 
 
 class Lockout:
-    """Counts wrong PINs in the store; `attempt` is serialised, so guesses cannot race."""
+    """Counts wrong PINs per client (its address) in the store; `attempt` is serialised, so
+    guesses cannot race. One client's guesses lock that client out, not the attendant at
+    another screen; `reset` (cart-agent attendant unlock, over the control socket) clears it."""
 
     def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.clock = clock
         self._lock = threading.Lock()
 
-    def locked_until(self) -> float | None:
-        raw = self.store.get_meta(META_LOCKED_UNTIL)
+    def _table(self) -> dict[str, list[float]]:
+        """client -> [failures, locked_until, last_try]."""
+        raw = self.store.get_meta(META_CLIENTS)
         try:
-            until = float(raw) if raw else 0.0
+            table = json.loads(raw) if raw else {}
         except ValueError:
-            until = 0.0
+            table = {}
+        return {str(k): v for k, v in table.items()
+                if isinstance(v, list) and len(v) == 3
+                and all(isinstance(x, int | float) for x in v)} if isinstance(table, dict) else {}
+
+    def _save(self, table: dict[str, list[float]]) -> None:
+        if len(table) > MAX_CLIENTS:  # forget the clients seen longest ago
+            keep = sorted(table.items(), key=lambda kv: kv[1][2])[-MAX_CLIENTS:]
+            table = dict(keep)
+        self.store.set_meta(META_CLIENTS, json.dumps(table) if table else None)
+
+    def locked_until(self, client: str = "") -> float | None:
+        entry = self._table().get(client)
+        until = float(entry[1]) if entry else 0.0
         return until if until > self.clock() else None
 
-    def failures(self) -> int:
-        raw = self.store.get_meta(META_FAILURES)
-        return int(raw) if raw and raw.isdigit() else 0
+    def failures(self, client: str = "") -> int:
+        entry = self._table().get(client)
+        return int(entry[0]) if entry else 0
 
-    def attempt(self, pin: str, encoded: str, max_failures: int, lock_s: float) -> LoginResult:
+    def reset(self, client: str | None = None) -> int:
+        """Clear the lock and count of one client, or of all; returns how many were cleared."""
         with self._lock:
-            until = self.locked_until()
-            if until is not None:
-                return LoginResult(False, locked_until=until, failures=self.failures())
+            table = self._table()
+            cleared = len(table) if client is None else int(client in table)
+            if client is None:
+                table = {}
+            else:
+                table.pop(client, None)
+            self._save(table)
+            return cleared
+
+    def attempt(self, pin: str, encoded: str, max_failures: int, lock_s: float,
+                client: str = "") -> LoginResult:
+        with self._lock:
+            now = self.clock()
+            table = self._table()
+            failures, until, _last = table.get(client, [0, 0.0, now])
+            if until > now:
+                return LoginResult(False, locked_until=until, failures=int(failures))
             if not encoded:
                 return LoginResult(False, no_pin=True)
             if verify_pin(pin, encoded):
-                if self.failures():
-                    self.store.set_meta(META_FAILURES, None)
+                if client in table:
+                    del table[client]
+                    self._save(table)
                 return LoginResult(True)
-            failures = self.failures() + 1
+            failures = int(failures) + 1
             if failures >= max_failures:
-                until = self.clock() + lock_s
-                with self.store.write() as w:
-                    for key, value in ((META_LOCKED_UNTIL, repr(until)), (META_FAILURES, "0")):
-                        w.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) "
-                                  "DO UPDATE SET value = excluded.value", (key, value))
-                return LoginResult(False, locked_until=until, failures=failures)
-            self.store.set_meta(META_FAILURES, str(failures))
+                table[client] = [0, now + lock_s, now]
+                self._save(table)
+                return LoginResult(False, locked_until=now + lock_s, failures=failures)
+            table[client] = [failures, 0.0, now]
+            self._save(table)
             return LoginResult(False, failures=failures)
 
 

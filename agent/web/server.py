@@ -1,6 +1,12 @@
-"""The screens' web server: a supervised service serving the bottle app with the stdlib's
-wsgiref server, one thread per connection (the daemon's concurrency model is threads; each
-resident screen holds one connection open for its event stream).
+"""The screens' web server: a supervised service serving the bottle app with waitress.
+
+waitress multiplexes every connection on one poll loop and runs requests on a fixed pool of
+threads, so connections cost a file descriptor each, never a thread: an attack run's 300
+slow-loris connections and 300 event streams once exhausted the 1024 descriptors with the
+stdlib's thread-per-connection server (and took the control socket down with them). Bounds
+here: connection_limit() sockets (beyond it waitress stops accepting until timeouts free some),
+HEADER_S to send a whole request, IDLE_S between requests, MAX_STREAMS event streams of
+STREAM_MAX_S each.
 
 It listens on 127.0.0.1 by default: the kiosk browser runs on the cart itself.
 """
@@ -8,12 +14,16 @@ It listens on 127.0.0.1 by default: the kiosk browser runs on the cart itself.
 from __future__ import annotations
 
 import logging
-import socket
+import resource
 import threading
-from collections.abc import Callable, Iterable
-from socketserver import ThreadingMixIn
+import time
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from waitress import wasyncore
+from waitress.adjustments import Adjustments
+from waitress.server import TcpWSGIServer
+from waitress.task import ThreadedTaskDispatcher
 
 from agent.health import Health
 from agent.web.auth import Lockout, Sessions
@@ -38,7 +48,14 @@ SECURITY_HEADERS = [
     ("Referrer-Policy", "same-origin"),
 ]
 SESSION_IDLE_S = 15 * 60
-POLL_S = 0.25  # how often the accept loop looks at the stop flag
+POLL_S = 0.25          # how often the poll loop looks at the stop flag
+THREADS = 12           # request workers
+MAX_STREAMS = 6        # resident screens at once (a cart has one or two); the rest for pages
+STREAM_MAX_S = 300.0   # then the stream ends and the browser reconnects (retry: 2000)
+MAX_CONNECTIONS = 1000  # sockets, and never more than half the descriptor limit (below)
+HEADER_S = 5.0         # to send a whole request
+IDLE_S = 15            # between requests on a kept-alive connection
+STREAM_PATH = "/events"
 
 
 class _ErrorLog:
@@ -69,21 +86,73 @@ def with_security_headers(app: WSGIApp) -> WSGIApp:
     return wrapped
 
 
-class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True      # an open event stream must not hold up a stop
-    block_on_close = False
+class _CartServer(TcpWSGIServer):
+    """waitress's server with the defence it lacks: a client that has not sent a whole
+    request within HEADER_S is dropped (slow loris; waitress itself only drops a connection
+    idle for channel_timeout, which a client trickling one byte at a time never is)."""
+
+    def maintenance(self, now: float) -> None:
+        super().maintenance(now)
+        for channel in list(self.active_channels.values()):
+            if channel.requests or channel.request is None:
+                channel.partial_since = None
+                continue
+            since = getattr(channel, "partial_since", None)
+            if since is None:
+                channel.partial_since = now
+            elif now - since > HEADER_S:
+                channel.will_close = True
 
 
-class _Server6(_Server):
-    address_family = socket.AF_INET6
+def connection_limit() -> int:
+    """Sockets the screens may hold: half the process's descriptor limit at most, so the
+    devices, the store, the broker link and the control socket always have theirs."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_CONNECTIONS
+    return max(16, min(MAX_CONNECTIONS, soft // 2 - 64))
 
 
-class _QuietHandler(WSGIRequestHandler):
-    timeout = 30  # a client that stops reading cannot pin a thread forever
+class StreamLimit:
+    """At most `slots` event streams at once, each at most `max_s` long (the browser's
+    EventSource reconnects by itself): a stream holds a worker thread, and the pages need
+    the rest. Beyond it, 503 at once."""
 
-    def log_message(self, format: str, *args: Any) -> None:
-        # Request lines only (no headers, so no cookies); at debug level, the screen polls.
-        log.debug("%s " + format, self.address_string(), *args)
+    def __init__(self, app: WSGIApp, slots: int, max_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.app = app
+        self.slots = threading.BoundedSemaphore(slots)
+        self.max_s = max_s
+        self.clock = clock
+
+    def __call__(self, environ: dict[str, Any],
+                 start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != STREAM_PATH:
+            return self.app(environ, start_response)
+        if not self.slots.acquire(blocking=False):
+            start_response("503 Service Unavailable", [  # and the socket is freed now
+                ("Content-Type", "text/plain; charset=utf-8"), ("Retry-After", "5"),
+                ("Connection", "close")])
+            return [b"too many screens open; try again shortly\n"]
+        try:
+            inner = self.app(environ, start_response)
+        except BaseException:
+            self.slots.release()
+            raise
+        return self._bounded(inner)
+
+    def _bounded(self, inner: Iterable[bytes]) -> Iterator[bytes]:
+        deadline = self.clock() + self.max_s
+        try:
+            for chunk in inner:
+                yield chunk
+                if self.clock() >= deadline:
+                    break
+        finally:
+            close = getattr(inner, "close", None)
+            if close is not None:
+                close()
+            self.slots.release()
 
 
 class WebService:
@@ -99,27 +168,34 @@ class WebService:
         self.sessions = Sessions(idle_s=SESSION_IDLE_S)
         self.lockout = Lockout(daemon.store, clock=daemon.clock)
         self._closing = threading.Event()
-        self.app = with_security_headers(build_app(WebContext(
-            daemon, self.sessions, self.lockout, stopping=self._closing.is_set)))
+        self.app = StreamLimit(with_security_headers(build_app(WebContext(
+            daemon, self.sessions, self.lockout, stopping=self._closing.is_set))),
+            slots=MAX_STREAMS, max_s=STREAM_MAX_S)
 
     def run(self, stop: threading.Event) -> None:
         cfg = self.daemon.cfg.web
-        server_class = _Server6 if ":" in cfg.listen else _Server
+        adj = Adjustments(host=cfg.listen, port=cfg.port, threads=THREADS,
+                          connection_limit=connection_limit(), channel_timeout=IDLE_S,
+                          cleanup_interval=1, asyncore_use_poll=True, ident="cart-agent",
+                          expose_tracebacks=False, log_socket_errors=False)
+        socket_map: dict[int, Any] = {}
+        dispatcher = ThreadedTaskDispatcher()
         try:
-            server = make_server(cfg.listen, cfg.port, self.app, server_class=server_class,
-                                 handler_class=_QuietHandler)
+            server = _CartServer(self.app, socket_map, dispatcher=dispatcher, adj=adj,
+                                 sockinfo=adj.listen[0])
         except OSError as exc:
             raise OSError(exc.errno, f"cannot listen on {cfg.listen}:{cfg.port}: "
                                      f"{exc.strerror}") from None
+        dispatcher.set_thread_count(THREADS)
         self._closing.clear()
-        self.port = int(server.server_address[1])
-        server.timeout = POLL_S
+        self.port = int(server.effective_port)
         self.health.set_ok(listen=cfg.listen, port=self.port)
         log.info("screens on http://%s:%d/ (attendant console at /attendant)", cfg.listen,
                  self.port)
         try:
             while not stop.is_set():
-                server.handle_request()
+                wasyncore.loop(timeout=POLL_S, map=socket_map, use_poll=True, count=1)
         finally:
-            self._closing.set()
-            server.server_close()
+            self._closing.set()  # event streams end within their next wait
+            dispatcher.shutdown(timeout=2)
+            wasyncore.close_all(socket_map)

@@ -90,6 +90,11 @@ def field(name: str, max_len: int) -> str:
     return str(value).strip()
 
 
+def client_address() -> str:
+    """Who is guessing PINs: the peer address as the server saw it (never a header)."""
+    return str(request.environ.get("REMOTE_ADDR") or "")[:64]
+
+
 def same_origin() -> bool:
     origin = request.headers.get("Origin")
     if origin is None:
@@ -219,7 +224,7 @@ def build_app(web: WebContext) -> Bottle:
             set_cookie(session)
         flash, session.flash = session.flash, []
         # The lock is said once: by the flash right after a try, by the notice otherwise.
-        until = None if flash else web.lockout.locked_until()
+        until = None if flash else web.lockout.locked_until(client_address())
         return render("login", title="工作人员登录 Attendant login", cart_id=daemon.cfg.cart_id,
                       csrf=session.csrf, flash=flash,
                       locked=present.local_time(daemon, until, "%H:%M:%S") if until else "",
@@ -238,7 +243,8 @@ def build_app(web: WebContext) -> Bottle:
             return redirect("/attendant")
         cfg = daemon.cfg
         result = web.lockout.attempt(pin, cfg.security.attendant_pin_hash,
-                                     cfg.web.lockout_failures, cfg.web.lockout_s)
+                                     cfg.web.lockout_failures, cfg.web.lockout_s,
+                                     client=client_address())
         if result.ok:
             fresh = web.sessions.login(session)
             set_cookie(fresh)

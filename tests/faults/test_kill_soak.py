@@ -1,6 +1,6 @@
 """kill -9 of the agent at random moments during a stream of scans and syncs, then accounting
 at the ingest: every committed transaction stored exactly once, seq without gaps, no door
-opened twice. Short form here; FAULTS_LONG=1 for hundreds of kills."""
+opened twice. Short form here; FAULTS_LONG=1 for 500 kills."""
 
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def fleet(tmp_path: Path, proxy_seed: int, stream_seed: int,
 
 @pytest.mark.timeout(scale(240, 3600))
 def test_kill_9_soak_with_broker_and_ingest(tmp_path: Path) -> None:
-    kills = scale(12, 250)
+    kills = scale(12, 500)
     rng = random.Random(2026)
     with fleet(tmp_path, 3, 7, delay_ms=(0, 20), drop_per_chunk=0.02) as (
             _broker, proxy, ingest, cart, stream):

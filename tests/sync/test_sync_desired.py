@@ -4,9 +4,22 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from agent.jws import sign
 from agent.sync.desired import config_versions, effective_config
+from fleet.keys import keygen, read_signing_key
 from tests.mqtt_broker import free_port
 from tests.sync.synckit import DESIRED, FLEET, REPORTED, STATUS, push, wait_until
+
+
+@pytest.fixture
+def root(tmp_path):
+    """A root key: the broker endpoint (mqtt.port here) is pushable only with its signature."""
+    pem, pub = keygen(tmp_path / "root", "r1")
+    key = read_signing_key(pem)
+    return {"extra": {"security": {"root_keys": {"r1": pub.read_text().strip()}}},
+            "sign": lambda doc: sign({**doc, "cart": "bc-01"}, key, "r1")}
 
 
 def tx_types(cart) -> list[str]:
@@ -22,7 +35,9 @@ def test_applied_reported_and_kept_across_restart(broker, make_cart, make_watche
                                                                "retention_days": 9}})
     assert report["status"] == "applied" and report["errors"] == []
     assert report["version"] == 3 and report["fleet_version"] is None
-    assert set(report) == {"version", "fleet_version", "status", "errors", "at"}
+    assert set(report) == {"version", "fleet_version", "status", "errors", "at", "changed",
+                           "warnings"}
+    assert report["changed"] == ["log_level", "retention_days"] and report["warnings"] == []
     assert cart.applied[-1].log_level == "DEBUG" and cart.applied[-1].retention_days == 9
     watcher.wait_for(STATUS, lambda d: d["config_version"] == 3)
     assert tx_types(cart) == ["config.applied"]
@@ -115,13 +130,13 @@ def test_daemon_refusing_a_config_restores_the_previous(broker, make_cart, make_
     assert tx_types(cart) == ["config.applied", "config.rejected"]
 
 
-def test_config_that_cuts_the_cart_off_is_rolled_back(broker, make_cart, make_watcher):
+def test_config_that_cuts_the_cart_off_is_rolled_back(broker, make_cart, make_watcher, root):
     watcher = make_watcher(broker.port, [REPORTED, STATUS])
-    cart = make_cart(broker.port).start()
+    cart = make_cart(broker.port, extra=root["extra"]).start()
     cart.wait_online()
     bad_port = free_port()  # nothing listens there
-    report = push(watcher, DESIRED, {"version": 1, "config": {
-        "mqtt": {"port": bad_port, "config_rollback_s": 1.0}}})
+    report = push(watcher, DESIRED, root["sign"]({"version": 1, "config": {
+        "mqtt": {"port": bad_port, "config_rollback_s": 1.0}}}))
     assert report["status"] == "applied"
     wait_until(lambda: not cart.service.online(), 5, what="the cart to move to the bad port")
     # After the grace period it goes back to the last good config and reports why.
@@ -143,12 +158,12 @@ def test_config_that_cuts_the_cart_off_is_rolled_back(broker, make_cart, make_wa
     assert tx_types(cart) == ["config.applied", "config.rejected"]
 
 
-def test_probation_continues_across_a_restart(broker, make_cart, make_watcher):
+def test_probation_continues_across_a_restart(broker, make_cart, make_watcher, root):
     watcher = make_watcher(broker.port, [REPORTED])
-    cart = make_cart(broker.port).start()
+    cart = make_cart(broker.port, extra=root["extra"]).start()
     cart.wait_online()
-    push(watcher, DESIRED, {"version": 1, "config": {
-        "mqtt": {"port": free_port(), "config_rollback_s": 1.5}}})
+    push(watcher, DESIRED, root["sign"]({"version": 1, "config": {
+        "mqtt": {"port": free_port(), "config_rollback_s": 1.5}}}))
     wait_until(lambda: not cart.service.online(), 5, what="the move to the bad port")
     cart.stop()
     # The daemon restarts with the pushed (bad) config in effect, and the clock keeps running.

@@ -101,11 +101,32 @@ def test_lockout_persists_across_restart(tmp_path: Path) -> None:
     store.close()
 
 
+def test_a_guesser_locks_out_only_itself_and_a_local_reset_clears_it(tmp_path: Path) -> None:
+    encoded = hash_pin("246810", **FAST)
+    now = FakeNow()
+    store = Store(tmp_path / "cart.db", "bc-test", clock=now)
+    lockout = Lockout(store, clock=now)
+    for _round in range(3):  # five wrong PINs every five minutes, over and over
+        for _ in range(5):
+            lockout.attempt("000000", encoded, 5, 300, client="10.0.0.66")
+        assert lockout.locked_until("10.0.0.66") == now.now + 300
+        # the attendant's own screen is not locked and logs in
+        assert lockout.locked_until("127.0.0.1") is None
+        assert lockout.attempt("246810", encoded, 5, 300, client="127.0.0.1").ok
+        now.now += 301
+    for _ in range(5):
+        lockout.attempt("1111", encoded, 5, 300, client="127.0.0.1")
+    assert lockout.locked_until("127.0.0.1") is not None
+    assert lockout.reset() == 2  # the local reset (cart-agent attendant unlock) clears all
+    assert lockout.attempt("246810", encoded, 5, 300, client="127.0.0.1").ok
+    store.close()
+
+
 def test_no_pin_configured(tmp_path: Path) -> None:
     store = Store(tmp_path / "cart.db", "bc-test")
     result = Lockout(store).attempt("246810", "", 5, 300)
     assert result.no_pin and not result.ok
-    assert store.get_meta("web.pin_failures") is None   # not counted as a guess
+    assert store.get_meta("web.pin_lockout") is None   # not counted as a guess
     store.close()
 
 
