@@ -1,0 +1,239 @@
+"""A real three-node NATS cluster for tests, benchmarks and `scripts/nats-cluster`.
+
+Each node is Debian's `nats-server` (2.9) on free loopback ports: the NATS client port, a
+cluster route port, an HTTP monitoring port (memory and connection figures) and the MQTT
+front end the carts speak to. JetStream is on in every node (a temp store dir each), so the
+carts' stream can be replicated three ways. `kill(i)` is SIGKILL (nothing flushed),
+`start(i)` brings the node back on the same ports and store, as a restarted server would.
+
+The MQTT settings come from FACTS.md: with the defaults every MQTT session costs replicated
+JetStream consumers and a 3-node cluster falls over at ~5,000 carts; `consumer_replicas: 1`
+and `consumer_memory_storage: true` take 10,000.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.mqtt_broker import free_port, wait_port
+
+NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class NodePorts:
+    client: int
+    cluster: int
+    http: int
+    mqtt: int
+
+
+def _distinct_ports(count: int) -> list[int]:
+    ports: set[int] = set()
+    while len(ports) < count:
+        ports.add(free_port())
+    return sorted(ports)
+
+
+class NatsCluster:
+    """Three (or `size`) nodes named n1..nN in one cluster; indexes are 0-based."""
+
+    host = "127.0.0.1"
+
+    def __init__(self, size: int = 3, workdir: str | Path | None = None,
+                 accounts_conf: str | Path | None = None, max_connections: int = 65536,
+                 mqtt_extra: str = "") -> None:
+        self._own_dir = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="nats-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.size = size
+        self.accounts_conf = Path(accounts_conf) if accounts_conf else None
+        self.max_connections = max_connections
+        self.mqtt_extra = mqtt_extra
+        flat = _distinct_ports(4 * size)
+        self.ports = [NodePorts(*flat[4 * i:4 * i + 4]) for i in range(size)]
+        self.procs: list[subprocess.Popen[bytes] | None] = [None] * size
+
+    # --- addresses ---------------------------------------------------------------------
+
+    @property
+    def nats_urls(self) -> list[str]:
+        return [f"nats://{self.host}:{p.client}" for p in self.ports]
+
+    @property
+    def nats_url(self) -> str:
+        """All nodes, comma-separated: what `cart-fleet ingest --nats` takes."""
+        return ",".join(self.nats_urls)
+
+    @property
+    def mqtt_ports(self) -> list[int]:
+        return [p.mqtt for p in self.ports]
+
+    def conf_path(self, i: int) -> Path:
+        return self.workdir / f"n{i + 1}.conf"
+
+    def log_path(self, i: int) -> Path:
+        return self.workdir / f"n{i + 1}.log"
+
+    # --- config ------------------------------------------------------------------------
+
+    def _write_conf(self, i: int) -> None:
+        p = self.ports[i]
+        store = self.workdir / f"js-n{i + 1}"
+        store.mkdir(exist_ok=True)
+        routes = ", ".join(f"nats-route://{self.host}:{q.cluster}" for q in self.ports)
+        auth = ""
+        if self.accounts_conf is not None:
+            # nats-server resolves `include` relative to the including file, never absolute.
+            local = self.workdir / "accounts.conf"
+            if self.accounts_conf.resolve() != local.resolve():
+                shutil.copyfile(self.accounts_conf, local)
+            auth = 'include "accounts.conf"\n'
+        self.conf_path(i).write_text(
+            f"server_name: n{i + 1}\n"
+            f"listen: {self.host}:{p.client}\n"
+            f"http: {self.host}:{p.http}\n"
+            f"max_connections: {self.max_connections}\n"
+            "max_payload: 1MB\n"
+            f"jetstream {{\n  store_dir: \"{store}\"\n  max_memory_store: 1GB\n"
+            "  max_file_store: 4GB\n}\n"
+            f"cluster {{\n  name: carts\n  listen: {self.host}:{p.cluster}\n"
+            f"  routes: [{routes}]\n}}\n"
+            f"mqtt {{\n  listen: {self.host}:{p.mqtt}\n  consumer_replicas: 1\n"
+            f"  consumer_memory_storage: true\n  {self.mqtt_extra}\n}}\n"
+            f"{auth}")
+
+    # --- life cycle --------------------------------------------------------------------
+
+    def start(self, i: int | None = None, timeout_s: float = 30.0) -> NatsCluster:
+        """Start one node (or all); waits until its ports listen."""
+        indexes = range(self.size) if i is None else [i]
+        for k in indexes:
+            proc = self.procs[k]
+            if proc is not None and proc.poll() is None:
+                continue
+            self._write_conf(k)
+            log = self.log_path(k).open("ab")
+            self.procs[k] = subprocess.Popen([NATS_SERVER, "-c", str(self.conf_path(k))],
+                                             stdout=log, stderr=log)
+            log.close()
+        for k in indexes:
+            try:
+                wait_port(self.host, self.ports[k].client, timeout_s)
+                wait_port(self.host, self.ports[k].mqtt, timeout_s)
+            except TimeoutError:
+                raise RuntimeError(f"nats node n{k + 1} did not start: "
+                                   f"{self.log_path(k).read_text()[-2000:]}") from None
+        return self
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        """Every running node sees its routes and JetStream has a meta leader."""
+        deadline = time.monotonic() + timeout_s
+        running = [k for k in range(self.size) if self.running(k)]
+        while time.monotonic() < deadline:
+            try:
+                ok = all(self.varz(k).get("routes", 0) >= len(running) - 1 for k in running)
+                ok = ok and all(self._meta_leader(k) for k in running)
+            except OSError:
+                ok = False
+            if ok:
+                return
+            time.sleep(0.2)
+        raise TimeoutError("nats cluster not ready: " + self.log_path(0).read_text()[-1500:])
+
+    def _meta_leader(self, i: int) -> bool:
+        jsz = self.monitor(i, "jsz")
+        return bool((jsz.get("meta_cluster") or {}).get("leader"))
+
+    def kill(self, i: int) -> None:
+        """SIGKILL: no goodbye to the routes, nothing flushed."""
+        self._end(i, signal.SIGKILL)
+
+    def stop(self, i: int) -> None:
+        self._end(i, signal.SIGTERM)
+
+    def _end(self, i: int, sig: int) -> None:
+        proc = self.procs[i]
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        self.procs[i] = None
+
+    def running(self, i: int) -> bool:
+        proc = self.procs[i]
+        return proc is not None and proc.poll() is None
+
+    def pid(self, i: int) -> int | None:
+        proc = self.procs[i]
+        return proc.pid if proc is not None and proc.poll() is None else None
+
+    def close(self) -> None:
+        for k in range(self.size):
+            self.kill(k)
+        if self._own_dir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> NatsCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- monitoring --------------------------------------------------------------------
+
+    def monitor(self, i: int, endpoint: str) -> dict[str, Any]:
+        url = f"http://{self.host}:{self.ports[i].http}/{endpoint}"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            doc: dict[str, Any] = json.loads(resp.read())
+        return doc
+
+    def varz(self, i: int) -> dict[str, Any]:
+        return self.monitor(i, "varz")
+
+    def rss_bytes(self, i: int) -> int:
+        """Resident memory of the node's process (from /proc, not the server's own view)."""
+        pid = self.pid(i)
+        if pid is None:
+            return 0
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def connections(self, i: int) -> int:
+        return int(self.varz(i).get("connections", 0))
+
+
+def write_open_accounts(path: Path) -> Path:
+    """An account with JetStream for everyone and no passwords: for load runs on loopback.
+
+    MQTT on NATS needs a JetStream-enabled account; the default global account without an
+    accounts block works only when `jetstream {}` is on, but an explicit one keeps the system
+    account apart (the monitoring and JetStream meta traffic never mix with the carts').
+    """
+    path.write_text(
+        "accounts {\n"
+        "  CARTS { jetstream: enabled, users: [ { user: carts, password: carts } ] }\n"
+        "  SYS { users: [ { user: sys, password: sys } ] }\n"
+        "}\n"
+        "system_account: SYS\n"
+        "no_auth_user: carts\n")
+    return path
