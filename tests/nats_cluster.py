@@ -59,6 +59,12 @@ class NatsCluster:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.size = size
         self.accounts_conf = Path(accounts_conf) if accounts_conf else None
+        if self.accounts_conf is not None:
+            # nats-server resolves `include` relative to the including file. Copied once
+            # here: rewriting it while another node reads it would give that node none.
+            local = self.workdir / "accounts.conf"
+            if self.accounts_conf.resolve() != local.resolve():
+                shutil.copyfile(self.accounts_conf, local)
         self.max_connections = max_connections
         self.mqtt_extra = mqtt_extra
         flat = _distinct_ports(4 * size)
@@ -93,13 +99,7 @@ class NatsCluster:
         store = self.workdir / f"js-n{i + 1}"
         store.mkdir(exist_ok=True)
         routes = ", ".join(f"nats-route://{self.host}:{q.cluster}" for q in self.ports)
-        auth = ""
-        if self.accounts_conf is not None:
-            # nats-server resolves `include` relative to the including file, never absolute.
-            local = self.workdir / "accounts.conf"
-            if self.accounts_conf.resolve() != local.resolve():
-                shutil.copyfile(self.accounts_conf, local)
-            auth = 'include "accounts.conf"\n'
+        auth = 'include "accounts.conf"\n' if self.accounts_conf is not None else ""
         self.conf_path(i).write_text(
             f"server_name: n{i + 1}\n"
             f"listen: {self.host}:{p.client}\n"
