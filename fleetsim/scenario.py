@@ -112,6 +112,7 @@ def rig(plan: Plan, workdir: Path | None = None) -> Any:
     try:
         nats.start()
         nats.wait_ready()
+        nats.wait_mqtt()
         pg.start()
         for i in range(plan.workers):
             r.start_worker(i)

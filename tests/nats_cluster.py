@@ -6,17 +6,19 @@ front end the carts speak to. JetStream is on in every node (a temp store dir ea
 carts' stream can be replicated three ways. `kill(i)` is SIGKILL (nothing flushed),
 `start(i)` brings the node back on the same ports and store, as a restarted server would.
 
-The MQTT settings come from FACTS.md: with the defaults every MQTT session costs replicated
-JetStream consumers and a 3-node cluster falls over at ~5,000 carts; `consumer_replicas: 1`
-and `consumer_memory_storage: true` take 10,000.
+Every node runs the shipped `config/nats/node.conf` (what is node-specific comes from the
+environment) with an `accounts.conf` beside it: the per-cart accounts made by
+`fleet.nats_auth`, or by default one open account for load runs on loopback.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -29,6 +31,7 @@ from tests.mqtt_broker import free_port, wait_port
 
 NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
 REPO = Path(__file__).resolve().parent.parent
+NODE_CONF = REPO / "config" / "nats" / "node.conf"
 
 
 @dataclass(frozen=True)
@@ -52,21 +55,19 @@ class NatsCluster:
     host = "127.0.0.1"
 
     def __init__(self, size: int = 3, workdir: str | Path | None = None,
-                 accounts_conf: str | Path | None = None, max_connections: int = 65536,
-                 mqtt_extra: str = "") -> None:
+                 accounts_conf: str | Path | None = None) -> None:
         self._own_dir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="nats-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.size = size
-        self.accounts_conf = Path(accounts_conf) if accounts_conf else None
-        if self.accounts_conf is not None:
-            # nats-server resolves `include` relative to the including file. Copied once
-            # here: rewriting it while another node reads it would give that node none.
-            local = self.workdir / "accounts.conf"
-            if self.accounts_conf.resolve() != local.resolve():
-                shutil.copyfile(self.accounts_conf, local)
-        self.max_connections = max_connections
-        self.mqtt_extra = mqtt_extra
+        # nats-server resolves `include` relative to the including file: both files sit
+        # in the work dir, written once here (rewriting one while a node reads it would
+        # leave that node without accounts).
+        shutil.copyfile(NODE_CONF, self.workdir / "node.conf")
+        if accounts_conf is None:
+            accounts_conf = write_open_accounts(self.workdir / "open-accounts.conf")
+        if Path(accounts_conf).resolve() != (self.workdir / "accounts.conf").resolve():
+            shutil.copyfile(accounts_conf, self.workdir / "accounts.conf")
         flat = _distinct_ports(4 * size)
         self.ports = [NodePorts(*flat[4 * i:4 * i + 4]) for i in range(size)]
         self.procs: list[subprocess.Popen[bytes] | None] = [None] * size
@@ -86,33 +87,28 @@ class NatsCluster:
     def mqtt_ports(self) -> list[int]:
         return [p.mqtt for p in self.ports]
 
-    def conf_path(self, i: int) -> Path:
-        return self.workdir / f"n{i + 1}.conf"
+    @property
+    def conf_path(self) -> Path:
+        return self.workdir / "node.conf"
 
     def log_path(self, i: int) -> Path:
         return self.workdir / f"n{i + 1}.log"
 
     # --- config ------------------------------------------------------------------------
 
-    def _write_conf(self, i: int) -> None:
+    def _env(self, i: int) -> dict[str, str]:
+        """The shipped `config/nats/node.conf` takes everything node-specific from here."""
         p = self.ports[i]
         store = self.workdir / f"js-n{i + 1}"
         store.mkdir(exist_ok=True)
-        routes = ", ".join(f"nats-route://{self.host}:{q.cluster}" for q in self.ports)
-        auth = 'include "accounts.conf"\n' if self.accounts_conf is not None else ""
-        self.conf_path(i).write_text(
-            f"server_name: n{i + 1}\n"
-            f"listen: {self.host}:{p.client}\n"
-            f"http: {self.host}:{p.http}\n"
-            f"max_connections: {self.max_connections}\n"
-            "max_payload: 1MB\n"
-            f"jetstream {{\n  store_dir: \"{store}\"\n  max_memory_store: 1GB\n"
-            "  max_file_store: 4GB\n}\n"
-            f"cluster {{\n  name: carts\n  listen: {self.host}:{p.cluster}\n"
-            f"  routes: [{routes}]\n}}\n"
-            f"mqtt {{\n  listen: {self.host}:{p.mqtt}\n  consumer_replicas: 1\n"
-            f"  consumer_memory_storage: true\n  {self.mqtt_extra}\n}}\n"
-            f"{auth}")
+        env = {"NATS_NAME": f"n{i + 1}", "NATS_LISTEN": f"{self.host}:{p.client}",
+               "NATS_HTTP": f"{self.host}:{p.http}",
+               "NATS_CLUSTER_LISTEN": f"{self.host}:{p.cluster}",
+               "NATS_MQTT_LISTEN": f"{self.host}:{p.mqtt}", "NATS_STORE": str(store)}
+        for k in range(3):  # a smaller cluster names its own nodes again
+            q = self.ports[min(k, self.size - 1)]
+            env[f"NATS_ROUTE_{k + 1}"] = f"nats-route://{self.host}:{q.cluster}"
+        return env
 
     # --- life cycle --------------------------------------------------------------------
 
@@ -123,10 +119,10 @@ class NatsCluster:
             proc = self.procs[k]
             if proc is not None and proc.poll() is None:
                 continue
-            self._write_conf(k)
             log = self.log_path(k).open("ab")
-            self.procs[k] = subprocess.Popen([NATS_SERVER, "-c", str(self.conf_path(k))],
-                                             stdout=log, stderr=log)
+            self.procs[k] = subprocess.Popen([NATS_SERVER, "-c", str(self.conf_path)],
+                                             stdout=log, stderr=log,
+                                             env={**os.environ, **self._env(k)})
             log.close()
         for k in indexes:
             try:
@@ -151,6 +147,44 @@ class NatsCluster:
                 return
             time.sleep(0.2)
         raise TimeoutError("nats cluster not ready: " + self.log_path(0).read_text()[-1500:])
+
+    def wait_mqtt(self, user: str | None = None, password: str | None = None,
+                  timeout_s: float = 60.0) -> None:
+        """Every running node accepts an MQTT session (CONNACK 0).
+
+        A node answers MQTT as soon as it listens, but the first sessions fail ("lookup
+        messages stream ... timeout") until JetStream has placed the MQTT streams.
+        """
+        from fleetsim import wire
+
+        deadline = time.monotonic() + timeout_s
+        for k in range(self.size):
+            if not self.running(k):
+                continue
+            while True:
+                if self._mqtt_ok(k, user, password, wire):
+                    break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"node n{k + 1} never accepted an MQTT session")
+                time.sleep(0.2)
+
+    def _mqtt_ok(self, k: int, user: str | None, password: str | None, wire: Any) -> bool:
+        try:
+            with socket.create_connection((self.host, self.ports[k].mqtt), timeout=5) as sock:
+                sock.sendall(wire.connect(f"probe-n{k + 1}", 10, 4, True, user, password))
+                reader = wire.Reader()
+                while True:
+                    data = sock.recv(4096)
+                    if not data:
+                        return False
+                    for packet in reader.feed(data):
+                        if packet.kind == wire.CONNACK:
+                            ok = wire.parse_connack(packet.body) == 0
+                            if ok:
+                                sock.sendall(wire.DISCONNECT_BYTES)
+                            return ok
+        except OSError:
+            return False
 
     def _meta_leader(self, i: int) -> bool:
         jsz = self.monitor(i, "jsz")
