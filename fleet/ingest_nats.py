@@ -111,8 +111,11 @@ class NatsIngest:
             self.nc = await nats.connect(
                 servers=self.opts.servers, name=self.opts.name, user=self.opts.user,
                 password=self.opts.password, connect_timeout=2, reconnect_time_wait=0.5,
-                max_reconnect_attempts=-1, allow_reconnect=True, error_cb=on_error,
+                max_reconnect_attempts=2, allow_reconnect=True, error_cb=on_error,
                 disconnected_cb=on_disconnect, reconnected_cb=on_reconnect)
+            # Bounded tries at start (a wrong URL is an error to report), endless ones
+            # once running (a node restarting must not end the worker).
+            self.nc.options["max_reconnect_attempts"] = -1
         except (TimeoutError, NoServersError, OSError) as exc:
             raise FleetError(f"cannot connect to NATS at {','.join(self.opts.servers)}: "
                              f"{exc or type(exc).__name__}") from None

@@ -292,7 +292,10 @@ class SimCart(asyncio.Protocol):
         elif packet.kind == wire.SUBACK:
             _pid, codes = wire.parse_suback(packet.body, self.level)
             if any(c >= 0x80 for c in codes):
+                # Without its tx/ack subscription the cart would resend forever and never
+                # hear an ack: NATS refuses some during a node loss. Start over.
                 self.fleet.counters["refused_subscriptions"] += 1
+                self._drop()
 
     def _on_online(self) -> None:
         self.online = True
@@ -318,8 +321,9 @@ class SimCart(asyncio.Protocol):
 
     def _schedule(self) -> None:
         loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(min(self.s.ack_timeout_s, self.s.keepalive / 2) *
-                                      random.uniform(0.9, 1.0), self._tick)
+        every = min(self.s.ack_timeout_s, self.s.keepalive / 2,
+                    self.s.telemetry_interval_s or self.s.ack_timeout_s)
+        self._timer = loop.call_later(every * random.uniform(0.9, 1.0), self._tick)
 
     def _tick(self) -> None:
         """Keepalive, ack timeouts, telemetry: one timer per cart, not one per batch."""
@@ -355,6 +359,11 @@ class SimCart(asyncio.Protocol):
             self._connack.set_result(-1)
         if was_online and not self._closing:
             self.fleet.on_offline(self)
+
+    def power_off(self) -> None:
+        """The connection dies with no DISCONNECT and no reconnect: the broker sends the will."""
+        self._closing = True
+        self._drop()
 
     async def disconnect(self) -> None:
         """A clean DISCONNECT: the broker does not publish the will."""

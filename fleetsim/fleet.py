@@ -160,16 +160,17 @@ class Fleet:
                    types: tuple[str, ...] = ("ticket.issue", "parcel.pickup", "meal.pickup",
                                              "parcel.deposit")) -> int:
         """Transactions at `rate_tx_s` across the fleet (random carts) for `duration_s`."""
-        tick = 0.01
+        total = int(rate_tx_s * duration_s)
         made = 0
         started = time.monotonic()
-        while (elapsed := time.monotonic() - started) < duration_s:
-            due = int(elapsed * rate_tx_s) - made
+        while made < total:
+            elapsed = time.monotonic() - started
+            due = min(total, int(elapsed * rate_tx_s)) - made
             for _ in range(due):
                 cart = self.carts[self.rng.randrange(len(self.carts))]
                 cart.record(self.rng.choice(types), {"n": made})
                 made += 1
-            await asyncio.sleep(tick)
+            await asyncio.sleep(0.01)
         return made
 
     # --- figures -------------------------------------------------------------------------

@@ -194,6 +194,7 @@ async def run(plan: Plan, r: Rig, log: Any = print) -> dict[str, Any]:
     while any(x.pending() for x in reals) and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
     report["drain_s"] = round(time.monotonic() - drain_started, 2)
+    log(f"drained in {report['drain_s']} s")
     if watch is not None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(watch, 30)
@@ -213,6 +214,7 @@ async def run(plan: Plan, r: Rig, log: Any = print) -> dict[str, Any]:
     await fleet.close()
     for real in reals:
         real.close()
+    log("accounting")
     acct = account(await asyncio.to_thread(stored_rows, r.pg.url), ledger)
     report["account"] = acct.as_dict()
     report["fleet"] = fleet.summary()

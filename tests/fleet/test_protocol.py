@@ -8,6 +8,7 @@ a connection whose CONNECT says protocol level 5 and passes every other byte thr
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
@@ -60,10 +61,8 @@ class DropsMqtt5:
                 pass
             finally:
                 for s in (a, b):
-                    try:
+                    with contextlib.suppress(OSError):
                         s.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
 
         threading.Thread(target=pipe, args=(upstream, conn), daemon=True).start()
         pipe(conn, upstream)
