@@ -149,6 +149,10 @@ class SimCart(asyncio.Protocol):
             pid = self.packet_id
         self.transport.write(wire.publish(topic, payload, qos, retain, pid, self.level))
 
+    def publish_raw(self, topic: str, payload: bytes) -> None:
+        """A QoS 1 publish outside the outbox (for baselines: PUBACKs are counted)."""
+        self._publish(topic, payload, qos=1)
+
     def _on_ack(self, payload: bytes) -> None:
         try:
             ids = parse_ack(payload)
@@ -279,6 +283,7 @@ class SimCart(asyncio.Protocol):
                 self._on_command(msg.payload)
         elif packet.kind == wire.PUBACK:
             _pid, reason = wire.parse_ack(packet.body)
+            self.fleet.counters["pubacks"] += 1
             if reason >= 0x80:
                 self.fleet.counters["refused_publishes"] += 1
         elif packet.kind == wire.CONNACK:

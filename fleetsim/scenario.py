@@ -164,8 +164,11 @@ async def run(plan: Plan, r: Rig, log: Any = print) -> dict[str, Any]:
     storm: dict[str, Any] = {}
     killed_at: list[float] = []
 
+    lat_at_kill: list[int] = []
+
     def kill_node() -> None:
         killed_at.append(time.monotonic())
+        lat_at_kill.append(len(fleet.latencies))
         nodes.kill(0)
 
     actions = []
@@ -200,8 +203,12 @@ async def run(plan: Plan, r: Rig, log: Any = print) -> dict[str, Any]:
             await asyncio.wait_for(watch, 30)
     report["storm"] = storm
     lat = percentiles(fleet.latencies[lat_start:])
+    # Before the first kill: the steady state under this load.
+    steady = percentiles(fleet.latencies[lat_start:lat_at_kill[0] if lat_at_kill else None])
     report["load"] = {"tx": made, "rate": plan.rate, "ack_p50_ms": lat.p50_ms,
                       "ack_p99_ms": lat.p99_ms, "ack_max_ms": lat.max_ms,
+                      "steady_p50_ms": steady.p50_ms, "steady_p99_ms": steady.p99_ms,
+                      "steady_count": steady.count,
                       "resent_txs": fleet.counters["resent_txs"],
                       "disconnects": fleet.counters["disconnects"]}
     fleet.check_ledger()
