@@ -271,3 +271,57 @@ def write_open_accounts(path: Path) -> Path:
         "system_account: SYS\n"
         "no_auth_user: carts\n")
     return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`scripts/nats-cluster`: a cluster by hand, driven from the terminal."""
+    import argparse
+    import sys
+
+    p = argparse.ArgumentParser(prog="scripts/nats-cluster")
+    p.add_argument("--accounts", type=Path)
+    p.add_argument("--workdir", type=Path)
+    args = p.parse_args(argv)
+    cluster = NatsCluster(workdir=args.workdir, accounts_conf=args.accounts)
+    try:
+        cluster.start()
+        cluster.wait_ready()
+        if args.accounts is None:
+            cluster.wait_mqtt()
+        print(f"NATS (cart-fleet ingest --transport nats --nats ...): {cluster.nats_url}")
+        for i, port in enumerate(cluster.mqtt_ports):
+            print(f"node n{i + 1}: MQTT 127.0.0.1:{port}  monitor "
+                  f"http://127.0.0.1:{cluster.ports[i].http}/  pid {cluster.pid(i)}")
+        print(f"logs and stores: {cluster.workdir}", flush=True)
+        for line in sys.stdin:
+            word, _, arg = line.strip().partition(" ")
+            try:
+                if word == "kill":
+                    cluster.kill(int(arg) - 1)
+                    print(f"n{arg} killed")
+                elif word == "start":
+                    cluster.start(int(arg) - 1)
+                    print(f"n{arg} started, pid {cluster.pid(int(arg) - 1)}")
+                elif word == "status":
+                    for i in range(cluster.size):
+                        up = cluster.running(i)
+                        conns = cluster.connections(i) if up else 0
+                        print(f"n{i + 1}: {'up' if up else 'down'}  {conns} connections  "
+                              f"{cluster.rss_bytes(i) / 2**20:.0f} MiB")
+                elif word in ("quit", "exit"):
+                    break
+                elif word:
+                    print("commands: kill N, start N, status, quit")
+            except (ValueError, IndexError, OSError, RuntimeError) as exc:
+                print(f"error: {exc}")
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        cluster._own_dir = args.workdir is None
+        cluster.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
