@@ -112,7 +112,7 @@ class SimCart(asyncio.Protocol):
         return tx_id
 
     def pump(self) -> None:
-        if not self.online or self.transport is None:
+        if not self.online or self.transport is None or self.transport.is_closing():
             return
         while self.unsent and len(self.batches) < self.s.max_inflight:
             ids = [i for i in self.unsent[:self.s.batch_max] if i in self.pending]
@@ -141,8 +141,8 @@ class SimCart(asyncio.Protocol):
         self.fleet.counters["published_txs"] += len(txs)
 
     def _publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> None:
-        if self.transport is None:
-            return
+        if self.transport is None or self.transport.is_closing():
+            return  # lost: what matters is resent from `pending` after the reconnect
         pid = 0
         if qos:
             self.packet_id = self.packet_id % 65535 + 1
@@ -332,7 +332,7 @@ class SimCart(asyncio.Protocol):
 
     def _tick(self) -> None:
         """Keepalive, ack timeouts, telemetry: one timer per cart, not one per batch."""
-        if not self.online or self.transport is None:
+        if not self.online or self.transport is None or self.transport.is_closing():
             return
         now = time.monotonic()
         if now - self._last_in > self.s.keepalive * 1.5:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import subprocess
 import sys
 import tempfile
@@ -109,6 +110,10 @@ def rig(plan: Plan, workdir: Path | None = None) -> Any:
                        accounts_conf=write_open_accounts(root / "open-accounts.conf"))
     pg = PostgresCluster(durable=plan.durable_db)
     r = Rig(root, nats, pg)
+    # SIGTERM (a CI timeout, a `kill`) must still stop the nodes, workers and database.
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         nats.start()
         nats.wait_ready()
@@ -119,6 +124,12 @@ def rig(plan: Plan, workdir: Path | None = None) -> Any:
         yield r
     finally:
         r.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm(_sig: int, _frame: Any) -> None:
+    raise SystemExit(143)
 
 
 async def _later(delay: float, action: Any) -> None:
