@@ -46,26 +46,26 @@ def _endpoints(r: Rig) -> list[tuple[str, int]]:
     return [(r.nats.host, p) for p in r.nats.mqtt_ports]
 
 
-async def puback_latency(r: Rig, carts: int, rate: float, seconds: float) -> dict[str, Any]:
-    """Publish -> PUBACK round trips of simulated carts to a subject nothing consumes."""
+async def puback_latency(r: Rig, carts: int, rate: float, samples: int) -> dict[str, Any]:
+    """Publish -> PUBACK round trips of simulated carts to a subject nothing consumes, at
+    `rate` per second, measured on the healthy cluster before anything is killed."""
     fleet = Fleet(_endpoints(r), carts, CartSettings(prefix="rawbench"), id_format="lat-{:05d}")
     await fleet.connect_all()
-    samples: list[float] = []
+    await asyncio.sleep(1.0)
+    times: list[float] = []
     payload = json.dumps({"cart": "x", "txs": []}).encode()
     started = time.monotonic()
-    n = 0
-    while time.monotonic() - started < seconds:
+    for n in range(samples):
         cart = fleet.carts[n % carts]
         before = fleet.counters["pubacks"]
         sent = time.perf_counter()
         cart.publish_raw(f"rawbench/{cart.cart_id}/tx", payload)
-        while fleet.counters["pubacks"] == before:
-            await asyncio.sleep(0)
-        samples.append(time.perf_counter() - sent)
-        n += 1
-        await asyncio.sleep(max(0.0, n / rate - (time.monotonic() - started)))
+        while fleet.counters["pubacks"] == before and time.perf_counter() - sent < 10:
+            await asyncio.sleep(0.0005)
+        times.append(time.perf_counter() - sent)
+        await asyncio.sleep(max(0.0, (n + 1) / rate - (time.monotonic() - started)))
     await fleet.close()
-    p = percentiles(samples)
+    p = percentiles(times)
     return {"p50_ms": p.p50_ms, "p99_ms": p.p99_ms, "count": p.count}
 
 
@@ -167,9 +167,9 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     tp_carts, per_cart = (20, 50) if quick else (100, 500)
     with tempfile.TemporaryDirectory(prefix="bench-fleet-") as name, \
             rig(plan, Path(name)) as r:
+        puback = asyncio.run(puback_latency(r, min(carts, 50), plan.rate,
+                                            100 if quick else 1000))
         report = asyncio.run(fault_run(plan, r, log=lambda _t: None))
-        puback = asyncio.run(puback_latency(r, min(carts, 100), plan.rate, 2.0 if quick
-                                            else 10.0))
         cold = asyncio.run(_cold_connect(r, max(1, report["storm"].get("carts_dropped", 1))))
         drain_s, drained, payloads = asyncio.run(drain(r, tp_carts, per_cart))
         raw_pg_s = raw_postgres(r.pg.url, drained, payloads)
