@@ -90,6 +90,7 @@ class SimCart(asyncio.Protocol):
         self._closing = False
         self._last_in = 0.0
         self._next_telemetry = 0.0
+        self._subscribing: dict[int, list[str]] = {}
 
     # --- topics --------------------------------------------------------------------------
 
@@ -295,21 +296,25 @@ class SimCart(asyncio.Protocol):
             else:
                 self._drop()
         elif packet.kind == wire.SUBACK:
-            _pid, codes = wire.parse_suback(packet.body, self.level)
-            if any(c >= 0x80 for c in codes):
+            pid, codes = wire.parse_suback(packet.body, self.level)
+            asked = self._subscribing.pop(pid, [])
+            refused = [t for t, c in zip(asked, codes, strict=False) if c >= 0x80]
+            if refused:
+                # NATS refuses some while JetStream is busy (a node lost, a connect storm).
                 # Without its tx/ack subscription the cart would resend forever and never
-                # hear an ack: NATS refuses some during a node loss. Start over.
-                self.fleet.counters["refused_subscriptions"] += 1
-                self._drop()
+                # hear an ack: ask again a little later (a reconnect would add churn).
+                self.fleet.counters["refused_subscriptions"] += len(refused)
+                asyncio.get_running_loop().call_later(random.uniform(1.0, 4.0),
+                                                      self._subscribe, refused)
 
     def _on_online(self) -> None:
         self.online = True
         self.connects += 1
         self.since = rfc3339(time.time())
         assert self.transport is not None
-        subs = [(self.topic("tx/ack"), 1), (self.topic("config/desired"), 1),
-                (self.topic("config/desired", "_all"), 1), (self.topic("cmd"), 1)]
-        self.transport.write(wire.subscribe(1, subs, self.level))
+        self._subscribing.clear()
+        self._subscribe([self.topic("tx/ack"), self.topic("config/desired"),
+                         self.topic("config/desired", "_all"), self.topic("cmd")])
         self._publish(self.topic("status"), self.status("online"), 1, True)
         # Everything unacknowledged goes again, oldest first (as the real outbox does).
         self.batches.clear()
@@ -323,6 +328,14 @@ class SimCart(asyncio.Protocol):
                                                                  or 1)
         self._schedule()
         self.pump()
+
+    def _subscribe(self, topics: list[str]) -> None:
+        if not self.online or self.transport is None or self.transport.is_closing():
+            return  # a new connection subscribes to everything anyway
+        self.packet_id = self.packet_id % 65535 + 1
+        self._subscribing[self.packet_id] = topics
+        self.transport.write(wire.subscribe(self.packet_id, [(t, 1) for t in topics],
+                                            self.level))
 
     def _schedule(self) -> None:
         loop = asyncio.get_running_loop()

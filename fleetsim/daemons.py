@@ -50,6 +50,7 @@ class RealCart:
         self.config = write_config(self.dir / "agent.toml", doc)
         self.proc: subprocess.Popen[bytes] | None = None
         self.scans = 0
+        self._closed = False
 
     def start(self) -> RealCart:
         sock = self.data_dir / "control.sock"
@@ -103,4 +104,6 @@ class RealCart:
 
     def close(self) -> None:
         self.stop()
-        self.sim.close()
+        if not self._closed:
+            self._closed = True
+            self.sim.close()

@@ -106,8 +106,9 @@ class Fleet:
 
     async def _attempt(self, cart: SimCart) -> bool:
         index = cart.endpoint % len(self.endpoints)
-        levels = self._levels.get(index, LEVELS[self.protocol])
         async with self._gate:
+            # Read inside the gate: what an earlier attempt learnt applies to those waiting.
+            levels = self._levels.get(index, LEVELS[self.protocol])
             for n, level in enumerate(levels):
                 code = await cart.connect(level)
                 if code == 0:

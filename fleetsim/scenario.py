@@ -162,81 +162,88 @@ async def run(plan: Plan, r: Rig, log: Any = print) -> dict[str, Any]:
         return RealCart(r.workdir / "carts", f"real-{i + 1:02d}", nodes.host,
                         nodes.mqtt_ports[-1]).start()
 
-    reals = [await asyncio.to_thread(start_real, i) for i in range(plan.daemons)]
+    reals: list[RealCart] = []
     stop_scans = threading.Event()
-
-    def scan_loop() -> None:
-        while not stop_scans.wait(plan.daemon_scan_interval_s):
-            for real in reals:
-                real.scan_ticket()
-
-    scanner = threading.Thread(target=scan_loop, daemon=True)
-    scanner.start()
-    storm: dict[str, Any] = {}
-    killed_at: list[float] = []
-
-    lat_at_kill: list[int] = []
-
-    def kill_node() -> None:
-        killed_at.append(time.monotonic())
-        lat_at_kill.append(len(fleet.latencies))
-        nodes.kill(0)
-
-    actions = []
+    actions: list[asyncio.Task[None]] = []
     watch: asyncio.Task[None] | None = None
-    if plan.kill_node:
-        actions.append(asyncio.create_task(_later(plan.duration / 3, kill_node)))
-        actions.append(asyncio.create_task(_later(plan.duration / 3 + plan.node_down_s,
-                                                  lambda: nodes.start(0))))
-        watch = asyncio.create_task(_watch_storm(fleet, killed_at, storm))
-    if plan.kill_worker and plan.workers > 1:
-        actions.append(asyncio.create_task(_later(plan.duration / 2,
-                                                  lambda: r.kill_worker(0))))
-        actions.append(asyncio.create_task(_later(plan.duration / 2 + 1.0,
-                                                  lambda: r.start_worker(0))))
-    lat_start = len(fleet.latencies)
-    made = await fleet.load(plan.rate, plan.duration)
-    await asyncio.gather(*actions)
-    stop_scans.set()
-    scanner.join(5)
-    log(f"load done: {made} tx from the simulated carts, "
-        f"{sum(x.scans for x in reals)} scans on real daemons")
-    drain_started = time.monotonic()
-    await fleet.wait(lambda: fleet.pending() == 0 and fleet.online_count == plan.carts,
-                     plan.drain_timeout_s, "the simulated carts to drain")
-    deadline = time.monotonic() + plan.drain_timeout_s
-    while any(x.pending() for x in reals) and time.monotonic() < deadline:
-        await asyncio.sleep(0.2)
-    report["drain_s"] = round(time.monotonic() - drain_started, 2)
-    log(f"drained in {report['drain_s']} s")
-    if watch is not None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(watch, 30)
-    report["storm"] = storm
-    lat = percentiles(fleet.latencies[lat_start:])
-    # Before the first kill: the steady state under this load.
-    steady = percentiles(fleet.latencies[lat_start:lat_at_kill[0] if lat_at_kill else None])
-    report["load"] = {"tx": made, "rate": plan.rate, "ack_p50_ms": lat.p50_ms,
-                      "ack_p99_ms": lat.p99_ms, "ack_max_ms": lat.max_ms,
-                      "steady_p50_ms": steady.p50_ms, "steady_p99_ms": steady.p99_ms,
-                      "steady_count": steady.count,
-                      "resent_txs": fleet.counters["resent_txs"],
-                      "disconnects": fleet.counters["disconnects"]}
-    fleet.check_ledger()
-    ledger = dict(fleet.ledger)
-    for real in reals:
-        real.stop()
-        ledger[real.cart_id] = real.ledger()
-    report["real_daemons"] = {x.cart_id: {"committed": len(ledger[x.cart_id]),
-                                          "pending": x.pending()} for x in reals}
-    await fleet.close()
-    for real in reals:
-        real.close()
-    log("accounting")
-    acct = account(await asyncio.to_thread(stored_rows, r.pg.url), ledger)
-    report["account"] = acct.as_dict()
-    report["fleet"] = fleet.summary()
-    return report
+    try:
+        for i in range(plan.daemons):
+            reals.append(await asyncio.to_thread(start_real, i))
+        def scan_loop() -> None:
+            while not stop_scans.wait(plan.daemon_scan_interval_s):
+                for real in reals:
+                    real.scan_ticket()
+
+        scanner = threading.Thread(target=scan_loop, daemon=True)
+        scanner.start()
+        storm: dict[str, Any] = {}
+        killed_at: list[float] = []
+
+        lat_at_kill: list[int] = []
+
+        def kill_node() -> None:
+            killed_at.append(time.monotonic())
+            lat_at_kill.append(len(fleet.latencies))
+            nodes.kill(0)
+
+        if plan.kill_node:
+            actions.append(asyncio.create_task(_later(plan.duration / 3, kill_node)))
+            actions.append(asyncio.create_task(_later(plan.duration / 3 + plan.node_down_s,
+                                                      lambda: nodes.start(0))))
+            watch = asyncio.create_task(_watch_storm(fleet, killed_at, storm))
+        if plan.kill_worker and plan.workers > 1:
+            actions.append(asyncio.create_task(_later(plan.duration / 2,
+                                                      lambda: r.kill_worker(0))))
+            actions.append(asyncio.create_task(_later(plan.duration / 2 + 1.0,
+                                                      lambda: r.start_worker(0))))
+        lat_start = len(fleet.latencies)
+        made = await fleet.load(plan.rate, plan.duration)
+        await asyncio.gather(*actions)
+        stop_scans.set()
+        scanner.join(5)
+        log(f"load done: {made} tx from the simulated carts, "
+            f"{sum(x.scans for x in reals)} scans on real daemons")
+        drain_started = time.monotonic()
+        await fleet.wait(lambda: fleet.pending() == 0 and fleet.online_count == plan.carts,
+                         plan.drain_timeout_s, "the simulated carts to drain")
+        deadline = time.monotonic() + plan.drain_timeout_s
+        while any(x.pending() for x in reals) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        report["drain_s"] = round(time.monotonic() - drain_started, 2)
+        log(f"drained in {report['drain_s']} s")
+        if watch is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(watch, 30)
+        report["storm"] = storm
+        lat = percentiles(fleet.latencies[lat_start:])
+        # Before the first kill: the steady state under this load.
+        steady = percentiles(fleet.latencies[lat_start:lat_at_kill[0] if lat_at_kill else None])
+        report["load"] = {"tx": made, "rate": plan.rate, "ack_p50_ms": lat.p50_ms,
+                          "ack_p99_ms": lat.p99_ms, "ack_max_ms": lat.max_ms,
+                          "steady_p50_ms": steady.p50_ms, "steady_p99_ms": steady.p99_ms,
+                          "steady_count": steady.count,
+                          "resent_txs": fleet.counters["resent_txs"],
+                          "disconnects": fleet.counters["disconnects"]}
+        fleet.check_ledger()
+        ledger = dict(fleet.ledger)
+        for real in reals:
+            real.stop()
+            ledger[real.cart_id] = real.ledger()
+        report["real_daemons"] = {x.cart_id: {"committed": len(ledger[x.cart_id]),
+                                              "pending": x.pending()} for x in reals}
+        log("accounting")
+        acct = account(await asyncio.to_thread(stored_rows, r.pg.url), ledger)
+        report["account"] = acct.as_dict()
+        report["fleet"] = fleet.summary()
+        return report
+    finally:
+        # Whatever happened, no daemon, socket or task outlives the run.
+        stop_scans.set()
+        for task in [*actions, *([watch] if watch else [])]:
+            task.cancel()
+        for real in reals:
+            real.close()
+        await fleet.close()
 
 
 async def _watch_storm(fleet: Fleet, killed_at: list[float], out: dict[str, Any]) -> None:
