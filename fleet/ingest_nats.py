@@ -33,6 +33,8 @@ from typing import Any
 
 import nats
 from nats.errors import ConnectionClosedError, NoServersError
+from nats.errors import Error as NatsError
+from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import APIError, NotFoundError
 
@@ -147,15 +149,27 @@ class NatsIngest:
         self.storage = await asyncio.to_thread(open_storage, self.db_url, self.table)
         await self._connect()
         js = self.nc.jetstream(timeout=10)
-        await self._ensure_stream(js)
         config = ConsumerConfig(durable_name=self.opts.durable, ack_policy=AckPolicy.EXPLICIT,
                                 ack_wait=self.opts.ack_wait_s, max_deliver=-1,
                                 max_ack_pending=20_000, max_waiting=512,
                                 filter_subject=self.subject)
-        try:
-            await js.add_consumer(self.opts.stream, config)
-        except APIError as exc:
-            raise FleetError(f"cannot create consumer {self.opts.durable}: {exc}") from None
+        delay = 0.5
+        while True:
+            # A cluster busy with a connect storm answers its API late ("timeout"); a worker
+            # (re)started then waits for it instead of dying.
+            try:
+                await self._ensure_stream(js)
+                await js.add_consumer(self.opts.stream, config)
+                break
+            except NatsTimeout:
+                log.warning("JetStream did not answer; trying again in %.1f s", delay)
+            except APIError as exc:
+                if exc.code is not None and exc.code < 500:
+                    raise FleetError(f"cannot create consumer {self.opts.durable}: {exc}"
+                                     ) from None
+                log.warning("JetStream: %s; trying again in %.1f s", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(10.0, delay * 2)
         self._inbox = self.nc.new_inbox()
         await self.nc.subscribe(self._inbox, cb=self._on_delivery)
         log.info("ingest consuming %s (stream %s, consumer %s), storing in %s", self.subject,
@@ -208,7 +222,11 @@ class NatsIngest:
                 if self._buffer:
                     msgs, self._buffer = self._buffer, []
                     self._credit -= len(msgs)
-                    await self.handle(msgs)
+                    try:
+                        await self.handle(msgs)
+                    except (NatsError, OSError) as exc:
+                        # Unacked messages come back after ack_wait; the cart resends anyway.
+                        log.warning("lost the connection while acknowledging: %s", exc)
         finally:
             await self.close()
 

@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--node-down", type=float, default=3.0, help="seconds a killed node stays down")
     p.add_argument("--connect-concurrency", type=int, default=200)
     p.add_argument("--durable-db", action="store_true", help="PostgreSQL with fsync on")
+    p.add_argument("--sub-qos", type=int, choices=(0, 1), default=1,
+                   help="QoS of the carts' subscriptions (the cart uses 1)")
     p.add_argument("--workdir", type=Path)
     p.add_argument("--json", type=Path, help="also write the report here")
     args = p.parse_args(argv)
@@ -50,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
                 workers=args.workers, daemons=args.daemons, kill_node=not args.no_kill_node,
                 kill_worker=not args.no_kill_worker, node_down_s=args.node_down,
                 connect_concurrency=args.connect_concurrency, durable_db=args.durable_db,
+                sub_qos=args.sub_qos,
                 drain_timeout_s=max(120.0, args.carts / 20))
 
     def say(text: str) -> None:

@@ -53,6 +53,9 @@ class CartSettings:
     username: str | None = None
     password: str | None = None  # the same for all; per-cart: password_for
     password_for: Callable[[str], str] | None = None
+    # The cart subscribes at QoS 1. On NATS every QoS 1 subscription is a JetStream
+    # consumer (four per cart); 0 measures what the same fleet costs without them.
+    sub_qos: int = 1
 
 
 @dataclass
@@ -334,8 +337,8 @@ class SimCart(asyncio.Protocol):
             return  # a new connection subscribes to everything anyway
         self.packet_id = self.packet_id % 65535 + 1
         self._subscribing[self.packet_id] = topics
-        self.transport.write(wire.subscribe(self.packet_id, [(t, 1) for t in topics],
-                                            self.level))
+        self.transport.write(wire.subscribe(self.packet_id, [(t, self.s.sub_qos)
+                                                             for t in topics], self.level))
 
     def _schedule(self) -> None:
         loop = asyncio.get_running_loop()

@@ -54,6 +54,7 @@ class Plan:
     durable_db: bool = False
     drain_timeout_s: float = 120.0
     keepalive: int = 30
+    sub_qos: int = 1
 
 
 @dataclass
@@ -64,7 +65,9 @@ class Rig:
     workers: list[subprocess.Popen[bytes] | None] = field(default_factory=list)
 
     def start_worker(self, i: int) -> None:
-        log = (self.workdir / f"ingest-{i}.log").open("ab")
+        path = self.workdir / f"ingest-{i}.log"
+        offset = path.stat().st_size if path.exists() else 0  # a restart appends
+        log = path.open("ab")
         proc = subprocess.Popen(
             [sys.executable, "-m", "fleet.cli", "ingest", "--transport", "nats", "--nats",
              self.nats.nats_url, "--db", self.pg.url], cwd=REPO, stdout=log, stderr=log)
@@ -72,9 +75,8 @@ class Rig:
         while len(self.workers) <= i:
             self.workers.append(None)
         self.workers[i] = proc
-        deadline = time.monotonic() + 30
-        path = self.workdir / f"ingest-{i}.log"
-        while "ingest consuming" not in path.read_text(errors="replace"):
+        deadline = time.monotonic() + 60
+        while "ingest consuming" not in path.read_bytes()[offset:].decode(errors="replace"):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"ingest worker {i} did not start: "
                                    + path.read_text(errors="replace")[-2000:])
@@ -141,12 +143,13 @@ async def run(plan: Plan, r: Rig, log: Any = print) -> dict[str, Any]:
     report: dict[str, Any] = {"plan": plan.__dict__.copy()}
     nodes = r.nats
     endpoints = [(nodes.host, p) for p in nodes.mqtt_ports]
-    settings = CartSettings(ack_timeout_s=plan.ack_timeout_s, keepalive=plan.keepalive)
+    settings = CartSettings(ack_timeout_s=plan.ack_timeout_s, keepalive=plan.keepalive,
+                            sub_qos=plan.sub_qos)
     fleet = Fleet(endpoints, plan.carts, settings, protocol="auto",
                   connect_concurrency=plan.connect_concurrency)
     node_rss0 = sum(nodes.rss_bytes(i) for i in range(nodes.size))
     sim_rss0 = rss_bytes()
-    connect_s = await fleet.connect_all(timeout_s=max(60.0, plan.carts / 50))
+    connect_s = await fleet.connect_all(timeout_s=max(60.0, plan.carts / 10))
     await asyncio.sleep(1.0)  # let the nodes settle the sessions they just made
     node_rss = sum(nodes.rss_bytes(i) for i in range(nodes.size))
     report["connect"] = {
