@@ -65,6 +65,28 @@ class Batch:
     waiting: set[str] = field(default_factory=set)
 
 
+class _Link(asyncio.Protocol):
+    """One TCP connection of a cart. A cart outlives its connections: the loss of an old one
+    (reported late) must not touch the new one, so only the current link speaks."""
+
+    def __init__(self, cart: SimCart) -> None:
+        self.cart = cart
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.cart._link is self:
+            self.cart.connection_made(transport)
+        else:
+            transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        if self.cart._link is self:
+            self.cart.data_received(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.cart._link is self:
+            self.cart.connection_lost(exc)
+
+
 class SimCart(asyncio.Protocol):
     def __init__(self, fleet: Any, cart_id: str, settings: CartSettings,
                  endpoint: int = 0) -> None:
@@ -94,6 +116,7 @@ class SimCart(asyncio.Protocol):
         self._last_in = 0.0
         self._next_telemetry = 0.0
         self._subscribing: dict[int, list[str]] = {}
+        self._link: _Link | None = None
 
     # --- topics --------------------------------------------------------------------------
 
@@ -235,8 +258,10 @@ class SimCart(asyncio.Protocol):
         host, port = self.fleet.endpoints[self.endpoint % len(self.fleet.endpoints)]
         self.level = level
         self._connack = asyncio.get_running_loop().create_future()
+        link = _Link(self)
+        self._link = link
         try:
-            await asyncio.get_running_loop().create_connection(lambda: self, host, port)
+            await asyncio.get_running_loop().create_connection(lambda: link, host, port)
         except OSError:
             return -2
         username: str | None
