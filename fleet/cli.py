@@ -217,7 +217,8 @@ def _ingest_nats(args: argparse.Namespace, opts: BrokerOptions) -> int:
     except ValueError as exc:
         raise BadInput(str(exc)) from None
     nats_opts = NatsOptions(servers=servers, prefix=opts.prefix, user=opts.username,
-                            password=opts.password, durable=args.group)
+                            password=opts.password, durable=args.group, tls=opts.tls,
+                            ca_file=opts.ca_file)
     try:
         return run_forever(nats_opts, args.db)
     except StorageError as exc:

@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import ssl
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -63,6 +64,8 @@ class NatsOptions:
     fetch_timeout_s: float = 0.1
     ack_wait_s: float = 30.0
     name: str = "cart-ingest"
+    tls: bool = False
+    ca_file: str | None = None
 
 
 def parse_servers(value: str) -> list[str]:
@@ -109,9 +112,15 @@ class NatsIngest:
             log.info("nats: reconnected to %s", self.nc.connected_url.netloc
                      if self.nc and self.nc.connected_url else "?")
 
+        tls = None
+        if self.opts.tls or any(u.startswith("tls://") for u in self.opts.servers):
+            try:
+                tls = ssl.create_default_context(cafile=self.opts.ca_file or None)
+            except (OSError, ssl.SSLError) as exc:
+                raise FleetError(f"TLS setup failed: {exc}") from None
         try:
             self.nc = await nats.connect(
-                servers=self.opts.servers, name=self.opts.name, user=self.opts.user,
+                servers=self.opts.servers, name=self.opts.name, user=self.opts.user, tls=tls,
                 password=self.opts.password, connect_timeout=2, reconnect_time_wait=0.5,
                 max_reconnect_attempts=2, allow_reconnect=True, error_cb=on_error,
                 disconnected_cb=on_disconnect, reconnected_cb=on_reconnect)
