@@ -1,6 +1,6 @@
 """The fleet on a three-node NATS cluster, each figure against a baseline from the same run.
 
-    python -m bench --only fleet [--quick]         FLEET_BENCH_CARTS=10000 for the large run
+    python -m bench --only fleet [--quick]         (FLEET_BENCH_CARTS=N to change 1,000)
 
 One rig (fleetsim.scenario): three `nats-server` nodes (config/nats/node.conf), a private
 PostgreSQL with fsync on, two `cart-fleet ingest --transport nats` workers.

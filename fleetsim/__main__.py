@@ -1,7 +1,8 @@
 """`python -m fleetsim`: a whole fleet run on loopback, printed as JSON.
 
     python -m fleetsim                                   # 300 carts, 8 s, one node killed
-    python -m fleetsim --carts 10000 --rate 100 --duration 60 --daemons 3   # the large run
+    python -m fleetsim --carts 10000 --rate 100 --duration 30 --daemons 0 \
+        --no-kill-node --no-kill-worker --sub-qos 0      # the large run (config/nats/README)
 
 Everything is started here and torn down at the end: three `nats-server` nodes, a private
 PostgreSQL, two `cart-fleet ingest --transport nats` workers, the simulated carts and the
