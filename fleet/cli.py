@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fleet.client import BrokerOptions, FleetError
+from fleet.client import PROTOCOLS, BrokerOptions, FleetError
 from fleet.control import (
     Signer,
     check_cart,
@@ -54,6 +54,8 @@ def _broker_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tls", action="store_true")
     p.add_argument("--ca-file")
     p.add_argument("--prefix", default="carts")
+    p.add_argument("--protocol", choices=PROTOCOLS, default="auto",
+                   help="MQTT version (default auto: 5, falling back to 3.1.1)")
 
 
 def _signing_flags(p: argparse.ArgumentParser) -> None:
@@ -104,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", default="ingest.db", help="SQLite path or postgresql:// URL")
     p.add_argument("--group", default="ingest", help="shared-subscription group")
     p.add_argument("--no-shared", action="store_true", help="plain subscription (3.1.1 brokers)")
+    p.add_argument("--transport", choices=("mqtt", "nats"), default="mqtt",
+                   help="mqtt: $share/GROUP/P/+/tx on one broker; nats: JetStream consumer")
+    p.add_argument("--nats", metavar="URL[,URL...]", help="NATS servers (--transport nats)")
+    p.add_argument("--probe-timeout", type=float, default=5.0,
+                   help="seconds to wait for the subscription probe (mqtt)")
     _broker_flags(p)
     return parser
 
@@ -114,7 +121,7 @@ def _options(args: argparse.Namespace) -> BrokerOptions:
     password = args.password or os.environ.get("CART_FLEET_PASSWORD")
     return BrokerOptions(host=args.host, port=args.port, username=args.username,
                          password=password, tls=args.tls, ca_file=args.ca_file,
-                         prefix=args.prefix)
+                         prefix=args.prefix, protocol=args.protocol)
 
 
 def _signer(args: argparse.Namespace) -> Signer | None:
@@ -176,13 +183,18 @@ def _ingest(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     opts = _options(args)
+    if args.transport == "nats":
+        return _ingest_nats(args, opts)
+    if args.nats:
+        raise BadInput("--nats goes with --transport nats")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
         worker = IngestWorker(opts.host, opts.port, opts.prefix, args.db, opts.username,
                               opts.password, opts.tls, opts.ca_file, shared=not args.no_shared,
-                              group=args.group).start()
+                              group=args.group, protocol=opts.protocol,
+                              probe_timeout_s=max(0.1, args.probe_timeout)).start()
     except StorageError as exc:
         print(f"cart-fleet: {exc}", file=sys.stderr)
         return 1
@@ -192,6 +204,26 @@ def _ingest(args: argparse.Namespace) -> int:
     finally:
         worker.stop()
     return 0
+
+
+def _ingest_nats(args: argparse.Namespace, opts: BrokerOptions) -> int:
+    from fleet.ingest_nats import NatsOptions, parse_servers, run_forever
+    from fleet.storage import StorageError
+
+    if not args.nats:
+        raise BadInput("--transport nats needs --nats URL[,URL...]")
+    try:
+        servers = parse_servers(args.nats)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    nats_opts = NatsOptions(servers=servers, prefix=opts.prefix, user=opts.username,
+                            password=opts.password, durable=args.group, tls=opts.tls,
+                            ca_file=opts.ca_file)
+    try:
+        return run_forever(nats_opts, args.db)
+    except StorageError as exc:
+        print(f"cart-fleet: {exc}", file=sys.stderr)
+        return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,11 +3,18 @@
 The cart drives paho from its sync thread; a command-line tool or the reference ingest is its
 own composition root and may let paho run its loop thread. Publishing waits for the PUBACK
 (and checks MQTT 5 reason codes), since paho's `publish()` returns before anything is sent.
+
+Protocol (`BrokerOptions.protocol`, the `--protocol` flag): `auto` tries MQTT 5 and falls
+back to 3.1.1 when the broker refuses the version (CONNACK 1 or 132, as NATS does) and also
+when it closes the socket without any CONNACK (RabbitMQ 3.10 does that to an MQTT 5
+CONNECT, FACTS.md). `5` and `3.1.1` try only that version.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import threading
 import uuid
 from collections.abc import Callable
@@ -21,6 +28,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 log = logging.getLogger(__name__)
 
 Handler = Callable[[str, bytes, bool], None]
+PROTOCOLS = ("auto", "5", "3.1.1")
 
 
 class FleetError(Exception):
@@ -36,18 +44,30 @@ class BrokerOptions:
     tls: bool = False
     ca_file: str | None = None
     prefix: str = "carts"
+    protocol: str = "auto"  # auto | 5 | 3.1.1
 
 
 def _rc(value: Any) -> int:
     return int(value.value) if isinstance(value, ReasonCode) else int(value)
 
 
+def _set_nodelay(sock: Any) -> None:
+    # Acks are small packets: without TCP_NODELAY they wait on Nagle (FACTS.md).
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+_NAMES = {mqtt.MQTTv5: "5", mqtt.MQTTv311: "3.1.1"}
+
+
 class FleetClient:
     def __init__(self, opts: BrokerOptions, client_id: str | None = None,
-                 protocol: str = "auto") -> None:
+                 protocol: str | None = None) -> None:
         self.opts = opts
         self.client_id = client_id or f"fleet-{uuid.uuid4().hex[:12]}"
-        self.protocol = protocol
+        self.protocol = protocol or opts.protocol
+        if self.protocol not in PROTOCOLS:
+            raise FleetError(f"unknown MQTT protocol {self.protocol!r}: use 5, 3.1.1 or auto")
         self.handler: Handler | None = None
         self.on_reconnect: Callable[[], None] | None = None
         self._connected = threading.Event()
@@ -57,6 +77,7 @@ class FleetClient:
         self._lock = threading.Lock()
         self._client: mqtt.Client | None = None
         self._first = True
+        self._topics: list[tuple[str, int]] = []
 
     @property
     def mqtt5(self) -> bool:
@@ -71,6 +92,8 @@ class FleetClient:
         if self.opts.tls:
             client.tls_set(ca_certs=self.opts.ca_file or None)
         client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_socket_open = lambda _c, _u, sock: _set_nodelay(sock)
         client.on_message = self._on_message
         client.on_publish = self._on_publish
         client.max_inflight_messages_set(100)
@@ -102,13 +125,20 @@ class FleetClient:
             self.close()
             if not self._unsupported:
                 break
-        raise FleetError(self._refusal or "connection refused")
+            log.info("MQTT %s not accepted by %s:%s (%s)", _NAMES[version], self.opts.host,
+                     self.opts.port, self._refusal)
+        reason = self._refusal or "connection refused"
+        if self._unsupported and self.protocol != "auto":
+            reason += f" (MQTT {self.protocol} may not be spoken there: try --protocol auto)"
+        raise FleetError(reason)
 
-    def subscribe(self, topics: list[str], handler: Handler) -> None:
+    def subscribe(self, topics: list[str], handler: Handler, qos: int = 1) -> None:
+        """QoS 0 for reading the whole fleet's retained state: Mosquitto queues retained
+        messages for a QoS 1 subscriber and drops past `max_queued_messages` (FACTS.md)."""
         assert self._client is not None
         self.handler = handler
-        self._topics = topics
-        result, _mid = self._client.subscribe([(t, 1) for t in topics])
+        self._topics = [(t, qos) for t in topics]
+        result, _mid = self._client.subscribe(self._topics)
         if result != MQTTErrorCode.MQTT_ERR_SUCCESS:
             raise FleetError(f"subscribe failed: {mqtt.error_string(result)}")
 
@@ -156,12 +186,21 @@ class FleetClient:
         if not self._first:
             # paho reconnects by itself in loop_start mode; the session is clean, so
             # subscriptions must be made again.
-            topics = getattr(self, "_topics", [])
-            if topics:
-                client.subscribe([(t, 1) for t in topics])
+            if self._topics:
+                client.subscribe(self._topics)
             if self.on_reconnect:
                 self.on_reconnect()
         self._first = False
+        self._connected.set()
+
+    def _on_disconnect(self, _c: Any, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
+        if self._connected.is_set():
+            return
+        # Closed before any CONNACK: a broker that cannot parse this protocol version
+        # (RabbitMQ 3.10 with MQTT 5) does exactly that. Worth a try with the older version.
+        self._refusal = (f"{self.opts.host}:{self.opts.port} closed the connection without "
+                         f"a CONNACK ({rc})")
+        self._unsupported = True
         self._connected.set()
 
     def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:

@@ -5,6 +5,14 @@ MQTT 5; Mosquitto also honours it in 3.1.1). Each message is validated, its tran
 inserted with ON CONFLICT DO NOTHING and committed, and only then are their ids acked on
 `P/C/tx/ack`: ids that were already stored are acked again, since a cart resends exactly
 what it never heard an ack for. Bad payloads are logged and dropped; the worker keeps going.
+
+Some brokers grant `$share/...` and then never deliver a message through it (RabbitMQ 3.10,
+NATS 2.9: FACTS.md), which would leave every cart pending with nothing logged. So the worker
+proves its subscription at start: it publishes a probe on `P/_probe/tx` (matched by the same
+filter; `_probe` can never be a cart id) and waits for it to come back. Whichever worker of
+the group the broker hands the probe to answers it on `P/_probe/tx/ack`, which every worker
+subscribes to plainly. No answer within `probe_timeout_s`: a clear error, nothing started.
+(The NATS transport, `fleet.ingest_nats`, consumes JetStream directly and needs no probe.)
 """
 
 from __future__ import annotations
@@ -14,13 +22,14 @@ import logging
 import re
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from agent.config import CART_ID_PATTERN
 from agent.ids import is_ulid
 from agent.store.transactions import parse_rfc3339, rfc3339
-from fleet.client import BrokerOptions, FleetClient
+from fleet.client import BrokerOptions, FleetClient, FleetError
 from fleet.storage import Row, StorageError, open_storage
 
 log = logging.getLogger(__name__)
@@ -30,6 +39,7 @@ MAX_TXS = 1000
 TX_KEYS = {"id", "seq", "cart", "type", "at", "data"}
 _CART = re.compile(CART_ID_PATTERN)
 _TYPE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
+PROBE_CART = "_probe"  # not a cart id ([a-z0-9-]): cannot collide with a cart's topics
 
 
 class BadPayload(ValueError):
@@ -113,9 +123,10 @@ class IngestWorker:
                  db_url: str = "ingest.db", username: str | None = None,
                  password: str | None = None, tls: bool = False, ca_file: str | None = None,
                  shared: bool = True, group: str = "ingest", table: str | None = None,
-                 protocol: str = "auto", client_id: str | None = None) -> None:
+                 protocol: str = "auto", client_id: str | None = None,
+                 probe_timeout_s: float = 5.0) -> None:
         self.opts = BrokerOptions(host=host, port=port, username=username, password=password,
-                                  tls=tls, ca_file=ca_file, prefix=prefix)
+                                  tls=tls, ca_file=ca_file, prefix=prefix, protocol=protocol)
         self.prefix = prefix
         self.db_url = db_url
         self.table = table
@@ -126,7 +137,10 @@ class IngestWorker:
         self.stats = IngestStats()
         self.storage: Any = None
         self.client: FleetClient | None = None
+        self.probe_timeout_s = probe_timeout_s
         self._write_lock = threading.Lock()
+        self._probe_id = ""
+        self._probe_back = threading.Event()
 
     @property
     def topic(self) -> str:
@@ -138,13 +152,57 @@ class IngestWorker:
         self.client = FleetClient(self.opts, client_id=self.client_id, protocol=self.protocol)
         try:
             self.client.connect()
-            self.client.subscribe([self.topic], self._on_message)
+            self.client.subscribe([self.topic, self._probe_ack_topic], self._on_message)
+            self._prove()
         except Exception:
             self.stop()
             raise
         log.info("ingest subscribed to %s, storing in %s", self.topic,
                  "postgresql" if self.db_url.startswith("postgres") else self.db_url)
         return self
+
+    @property
+    def _probe_topic(self) -> str:
+        return f"{self.prefix}/{PROBE_CART}/tx"
+
+    @property
+    def _probe_ack_topic(self) -> str:
+        return f"{self.prefix}/{PROBE_CART}/tx/ack"
+
+    def _prove(self) -> None:
+        """Send a probe through the subscription; raise FleetError if it never arrives."""
+        assert self.client is not None
+        self._probe_id = f"{self.client.client_id}-{uuid.uuid4().hex}"
+        payload = json.dumps({"probe": self._probe_id}).encode()
+        deadline = time.monotonic() + self.probe_timeout_s
+        # Resent now and then: the broker may deliver before the SUBACK is processed.
+        while not self._probe_back.is_set():
+            self.client.publish(self._probe_topic, payload, qos=1)
+            left = deadline - time.monotonic()
+            if left <= 0 or self._probe_back.wait(min(1.0, left)):
+                break
+        if not self._probe_back.is_set():
+            raise FleetError(
+                f"the broker granted the subscription {self.topic} but delivered nothing "
+                f"through it within {self.probe_timeout_s:g} s: it does not serve "
+                f"{'shared subscriptions' if self.shared else 'this subscription'} (as "
+                "RabbitMQ 3.10 and NATS 2.9 do with $share). Use --transport nats for a NATS "
+                "cluster, or --no-shared with a single worker.")
+        log.info("subscription %s proven by a probe", self.topic)
+
+    def _on_probe(self, topic: str, payload: bytes) -> None:
+        try:
+            probe = json.loads(payload).get("probe")
+        except (ValueError, AttributeError, RecursionError):
+            return
+        if not isinstance(probe, str) or len(probe) > 200:
+            return
+        if topic == self._probe_topic:
+            # Another worker's (or our own) probe came to us through the shared group.
+            if self.client is not None:
+                self.client.publish_nowait(self._probe_ack_topic, payload, qos=1)
+        elif probe == self._probe_id:
+            self._probe_back.set()
 
     def stop(self) -> None:
         if self.client is not None:
@@ -160,6 +218,9 @@ class IngestWorker:
             return int(self.storage.count())
 
     def _on_message(self, topic: str, payload: bytes, _retain: bool) -> None:
+        if topic in (self._probe_topic, self._probe_ack_topic):
+            self._on_probe(topic, payload)
+            return
         self.stats.add(messages=1)
         try:
             cart, rows, bad = parse_tx_message(self.prefix, topic, payload)

@@ -1,7 +1,8 @@
 """Where the reference ingest keeps transactions: SQLite (a path) or PostgreSQL (a URL).
 
 Both store each transaction once, keyed by its id (INSERT ... ON CONFLICT DO NOTHING), and
-commit before `store()` returns: the ingest acknowledges only what is durable.
+commit before `store()` returns: the ingest acknowledges only what is durable. PostgreSQL
+(the fleet's database at volume) is in `fleet.storage_pg`, its schema in `fleet.schema`.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 Row = tuple[str, str, int, str, str, str]  # id, cart, seq, type, at, data (JSON text)
 TABLE_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -37,6 +38,7 @@ class SqliteStorage:
             f"CREATE TABLE IF NOT EXISTS {table} (id TEXT PRIMARY KEY, cart TEXT NOT NULL, "
             "seq INTEGER NOT NULL, type TEXT NOT NULL, at TEXT NOT NULL, data TEXT NOT NULL, "
             "received_at TEXT NOT NULL)")
+        self.conn.execute(f"CREATE INDEX IF NOT EXISTS {table}_cart_seq ON {table} (cart, seq)")
 
     def store(self, rows: list[Row], received_at: str) -> int:
         try:
@@ -64,78 +66,13 @@ class SqliteStorage:
         self.conn.close()
 
 
-class PostgresStorage:
-    def __init__(self, url: str, table: str = "cart_transactions") -> None:
-        try:
-            import psycopg
-        except ImportError:
-            raise StorageError("PostgreSQL needs psycopg 3: install cart-agent[postgres]") from None
-
-        self._psycopg = psycopg
-        self.url = url
-        self.table = table
-        self.conn: Any = None
-        self._connect()
-
-    def _connect(self) -> None:
-        psycopg = self._psycopg
-        try:
-            self.conn = psycopg.connect(self.url, connect_timeout=5)
-            with self.conn.cursor() as cur:
-                cur.execute(
-                    f"CREATE TABLE IF NOT EXISTS {self.table} (id TEXT PRIMARY KEY, "
-                    "cart TEXT NOT NULL, seq BIGINT NOT NULL, type TEXT NOT NULL, "
-                    "at TIMESTAMPTZ NOT NULL, data JSONB NOT NULL, "
-                    "received_at TIMESTAMPTZ NOT NULL)")
-            self.conn.commit()
-        except psycopg.Error as exc:
-            raise StorageError(f"postgresql: {exc}") from exc
-
-    def store(self, rows: list[Row], received_at: str) -> int:
-        psycopg = self._psycopg
-        try:
-            if self.conn is None or self.conn.closed:
-                self._connect()
-            with self.conn.cursor() as cur:
-                # One statement for the batch: unnest the columns, skip ids already stored.
-                cur.execute(
-                    f"INSERT INTO {self.table}(id, cart, seq, type, at, data, received_at) "
-                    "SELECT i, c, s, t, a::timestamptz, d::jsonb, %s::timestamptz FROM "
-                    "unnest(%s::text[], %s::text[], %s::bigint[], %s::text[], %s::text[], "
-                    "%s::text[]) AS u(i, c, s, t, a, d) ON CONFLICT (id) DO NOTHING",
-                    [received_at, *[list(col) for col in zip(*rows, strict=True)]])
-                added = int(cur.rowcount)
-            self.conn.commit()
-            return added
-        except psycopg.Error as exc:
-            try:
-                self.conn.rollback()
-            except psycopg.Error:
-                self.conn = None
-            raise StorageError(f"postgresql: {exc}") from exc
-
-    def count(self) -> int:
-        with self.conn.cursor() as cur:
-            cur.execute(f"SELECT COUNT(*) FROM {self.table}")
-            n = int(cur.fetchone()[0])
-        self.conn.commit()
-        return n
-
-    def drop(self) -> None:
-        with self.conn.cursor() as cur:
-            cur.execute(f"DROP TABLE IF EXISTS {self.table}")
-        self.conn.commit()
-
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-
-
-def open_storage(url: str, table: str | None = None) -> SqliteStorage | PostgresStorage:
+def open_storage(url: str, table: str | None = None) -> IngestStorage:
     """`postgresql://...` (or `postgres://`) for PostgreSQL, anything else is a SQLite path."""
     if table is not None and not TABLE_PATTERN.match(table):
         raise ValueError(f"bad table name {table!r}")
     if url.startswith(("postgresql://", "postgres://")):
+        from fleet.storage_pg import PostgresStorage
+
         return PostgresStorage(url, table or "cart_transactions")
     path = url.removeprefix("sqlite:///").removeprefix("sqlite://")
     return SqliteStorage(path, table or "transactions")

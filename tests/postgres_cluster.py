@@ -54,7 +54,7 @@ class PostgresCluster:
         else:
             self.sockdir.mkdir()
 
-    def _run(self, *args: str) -> None:
+    def _run(self, *args: str | Path) -> None:
         cmd = [str(a) for a in args]
         if self._user is not None:
             cmd = ["runuser", "-u", self._user, "--", *cmd]

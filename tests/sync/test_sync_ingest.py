@@ -103,3 +103,21 @@ def test_outbox_and_acks_over_mqtt311_with_amqtt(tmp_path, make_cart):
             worker.stop()
     finally:
         amqtt.close()
+
+
+def test_shared_subscription_over_mqtt311_on_mosquitto(tmp_path, broker, make_cart):
+    # Mosquitto honours $share in 3.1.1 too: the probe proves it and the load is shared.
+    db = str(tmp_path / "311.db")
+    workers = [IngestWorker("127.0.0.1", broker.port, PREFIX, db, protocol="3.1.1",
+                            client_id=f"old-{i}").start() for i in range(2)]
+    try:
+        assert not any(w.client.mqtt5 for w in workers)
+        cart = make_cart(broker.port, batch_max_count=5).start()
+        cart.wait_online()
+        ids = cart.record(200)
+        wait_until(lambda: cart.pending() == 0, 30, what="acks over 3.1.1")
+        assert set(workers[0].storage.ids()) == set(ids)
+        assert all(w.stats.messages > 0 for w in workers)
+    finally:
+        for w in workers:
+            w.stop()
