@@ -121,6 +121,40 @@ def build_parser() -> argparse.ArgumentParser:
     _signing_flags(p)
     _broker_flags(p)
 
+    p = sub.add_parser(
+        "desk", help="the fleet dashboard (web)",
+        description="Serve the fleet manager's desk: a web dashboard over the ingest's "
+                    "PostgreSQL tables and the carts' live topics.")
+    p.add_argument("--db", required=True, metavar="URL",
+                   help="the ingest's PostgreSQL database, postgresql://USER@HOST/DB")
+    p.add_argument("--listen", default="127.0.0.1:8780", metavar="HOST:PORT",
+                   help="where to serve the pages (default %(default)s)")
+    p.add_argument("--timezone", default="Asia/Shanghai",
+                   help="local time of the pages and of the usage days (default %(default)s)")
+    p.add_argument("--offline-alarm", default="10m", metavar="TTL",
+                   help="raise an alarm for a cart offline longer than this (default "
+                        "%(default)s)")
+    p.add_argument("--table", default="cart_transactions",
+                   help="the ingest's transactions table (default %(default)s)")
+    p.add_argument("--key", metavar="PEM",
+                   help="the fleet key (Ed25519 private key) that signs pushes and commands")
+    p.add_argument("--kid", help="its key id, as carts list it in security.fleet_keys")
+    _broker_flags(p)
+
+    p = sub.add_parser("desk-user", help="add, remove or list the desk's users",
+                       description="Manage who may log in to the desk. A manager may act "
+                                   "(push configs, send commands, acknowledge alarms); a "
+                                   "viewer only looks.")
+    p.add_argument("action", choices=("add", "remove", "list"),
+                   help="add (or reset the password and role of) a user, remove one, list")
+    p.add_argument("name", nargs="?", help="the user name (add, remove)")
+    p.add_argument("--role", choices=("manager", "viewer"), default="viewer",
+                   help="with add: what the user may do (default %(default)s)")
+    p.add_argument("--password-stdin", action="store_true",
+                   help="with add: read the password from the first line of stdin instead "
+                        "of asking twice")
+    p.add_argument("--db", required=True, metavar="URL", help="the desk's PostgreSQL database")
+
     p = sub.add_parser("ingest", help="the reference central ingest")
     p.add_argument("--db", default="ingest.db", help="SQLite path or postgresql:// URL")
     p.add_argument("--group", default="ingest", help="shared-subscription group")
@@ -194,6 +228,14 @@ def _run(args: argparse.Namespace) -> int:
             return 1
         print(json.dumps(outcome.result, ensure_ascii=False))
         return 0 if outcome.result.get("ok") is True else 1
+    if args.cmd == "desk":
+        from fleet.desk.cli import run_desk
+
+        return run_desk(args, _options(args), _signer(args))
+    if args.cmd == "desk-user":
+        from fleet.desk.cli import desk_user
+
+        return desk_user(args)
     if args.cmd == "ingest":
         return _ingest(args)
     raise BadInput(f"unknown command {args.cmd}")

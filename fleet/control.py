@@ -187,6 +187,14 @@ def offline_reason(cart: str, status: dict[str, Any]) -> str:
             "nothing was sent")
 
 
+def ensure_not_offline(opts: BrokerOptions, cart: str) -> dict[str, Any] | None:
+    """The cart's retained status; raises CartOffline when it says offline."""
+    status = cart_status(opts, cart)
+    if status is not None and status.get("state") == "offline":
+        raise CartOffline(offline_reason(cart, status))
+    return status
+
+
 def command_document(cart: str, name: str, args: dict[str, Any], signed: bool,
                      cmd_id: str | None = None) -> dict[str, Any]:
     doc: dict[str, Any] = {"id": cmd_id or new_ulid(), "name": name, "args": args}
@@ -222,9 +230,7 @@ def send_command(opts: BrokerOptions, cart: str, name: str, args: dict[str, Any]
 
     Raises CartOffline (nothing sent) when the cart's retained status says offline.
     """
-    status = cart_status(opts, cart)
-    if status is not None and status.get("state") == "offline":
-        raise CartOffline(offline_reason(cart, status))
+    ensure_not_offline(opts, cart)
     doc = command_document(cart, name, args, signer is not None)
     got: list[dict[str, Any]] = []
     done = threading.Event()
