@@ -41,9 +41,16 @@ def _timezone(name: str) -> str:
     return name
 
 
+def _db_url(url: str) -> str:
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise BadInput("--db: the desk reads PostgreSQL: postgresql://USER@HOST/DB")
+    return url
+
+
 def run_desk(args: argparse.Namespace, broker: BrokerOptions, signer: Signer | None) -> int:
     from fleet.desk.app import Desk, DeskSettings
 
+    _db_url(args.db)
     host, port = _listen(args.listen)
     if not TABLE_NAME.match(args.table):
         raise BadInput(f"bad table name {args.table!r}")
@@ -78,6 +85,7 @@ def _read_password(from_stdin: bool) -> str:
 def desk_user(args: argparse.Namespace) -> int:
     if args.action in ("add", "remove") and not args.name:
         raise BadInput(f"desk-user {args.action} needs a user name")
+    _db_url(args.db)
     try:
         db = Database(args.db, size=1)
         migrate(db)

@@ -140,7 +140,7 @@ class Follower:
                         (r["cart"], kind, f"tx:{r['id']}", json.dumps(_alarm_facts(data)),
                          r["at"]))
                     alarm_carts.add(r["cart"])
-                if self._compartments(conn, r, data):
+                if self._compartments(conn, r, data, buckets):
                     comp_carts.add(r["cart"])
                 if r["type"] in USAGE_TYPES:
                     buckets.add((r["cart"], r["at"].replace(minute=0, second=0,
@@ -178,7 +178,8 @@ class Follower:
         self._remember(rows)
         self.rows_seen += len(rows)
 
-    def _compartments(self, conn: Any, r: dict[str, Any], data: dict[str, Any]) -> bool:
+    def _compartments(self, conn: Any, r: dict[str, Any], data: dict[str, Any],
+                      buckets: set[tuple[str, dt.datetime]]) -> bool:
         comp = data.get("compartment")
         if not isinstance(comp, str) or not comp or len(comp) > 16:
             return False
@@ -208,6 +209,9 @@ class Follower:
             if orphan is not None:
                 self._close_parcel(conn, cart, label[:64], orphan["pickup_tx"], orphan["seq"],
                                    orphan["at"])
+                # Its wait counts in the hour of the pickup: count that hour again too.
+                buckets.add((cart, orphan["at"].astimezone(dt.UTC).replace(
+                    minute=0, second=0, microsecond=0)))
         elif (isinstance(label, str) and label and kind == "parcel.pickup"
               and not self._close_parcel(conn, cart, label[:64], r["id"], seq, r["at"])):
             conn.execute("INSERT INTO desk_orphan_pickups (pickup_tx, cart, label, seq, at) "

@@ -65,7 +65,7 @@ def card(row: dict[str, Any], tz: ZoneInfo, now: float, fleet_desired: int | Non
         "fleet_config": (fleet_desired, version_of(reported, "fleet_version")),
         "config_errors": [str(e) for e in reported.get("errors") or []][:3],
         "software": status.get("agent_version") or "—",
-        "clock": (f"{offset:+.1f} s" if isinstance(offset, int | float) else "—"),
+        "clock": (f"{offset + 0.0:+.1f} s" if isinstance(offset, int | float) else "—"),
         "clock_cart": clock,
         "compartments": {"known": known, "in_use": in_use, "oos": oos,
                          "free": max(0, known - in_use - oos)},

@@ -17,6 +17,9 @@
 % end
   </ul>
 % end
+% if c['state'] != 'online':
+  <p class="stale">以下为最后已知情况 · Last known, before it went {{c['state']}}</p>
+% end
   <dl class="facts">
     <dt>积压 Backlog</dt><dd class="backlog">{{c['backlog'][0]}} · {{c['backlog'][1]}}</dd>
     <dt>设备 Devices</dt><dd class="devices">
@@ -30,7 +33,12 @@
     </dd>
     <dt>软件 Software</dt><dd>{{c['software']}}</dd>
     <dt>时钟 Clock</dt><dd>{{c['clock']}}{{' · ' + str(c['clock_cart'].get('source')) if c['clock_cart'].get('source') else ''}}</dd>
-    <dt>柜格 Lockers</dt><dd class="lockers">占用 in use {{c['compartments']['in_use']}} · 空闲 free {{c['compartments']['free']}} · 停用 out of service {{c['compartments']['oos']}}</dd>
+% comp = c['compartments']
+% if comp['known']:
+    <dt>柜格 Lockers</dt><dd class="lockers" data-in-use="{{comp['in_use']}}" data-free="{{comp['free']}}" data-oos="{{comp['oos']}}">占用 in use {{comp['in_use']}} · 空闲 free {{comp['free']}} · 停用 out of service {{comp['oos']}}</dd>
+% else:
+    <dt>柜格 Lockers</dt><dd class="lockers">尚无记录 · none in its records yet</dd>
+% end
     <dt>最后联系 Last seen</dt><dd>{{c['last_seen']}}</dd>
   </dl>
 </article>

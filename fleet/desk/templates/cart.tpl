@@ -40,6 +40,9 @@
 <section class="panel split">
   <div>
     <h2>配置记录 Config history</h2>
+% if not history:
+    <p class="empty">暂无 · none yet</p>
+% end
     <table class="grid-table history">
 % for h in history:
       <tr><td>{{local(h['at'])}}</td>
@@ -56,6 +59,9 @@
   </div>
   <div>
     <h2>命令 Commands</h2>
+% if not commands:
+    <p class="empty">暂无 · none yet</p>
+% end
     <table class="grid-table commands">
 % for cmd in commands:
       <tr data-cmd="{{cmd['cmd_id'] or ''}}" data-outcome="{{cmd['outcome']}}"><td>{{local(cmd['at'])}}</td>

@@ -56,7 +56,7 @@ def laptop(browser: Any) -> Iterator[Any]:
 @pytest.fixture
 def phone(browser: Any) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN",
-                                  device_scale_factor=2, is_mobile=True, has_touch=True)
+                                  is_mobile=True, has_touch=True)
     context.set_default_timeout(8000)
     try:
         yield context.new_page()
