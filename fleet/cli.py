@@ -136,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "%(default)s)")
     p.add_argument("--table", default="cart_transactions",
                    help="the ingest's transactions table (default %(default)s)")
+    p.add_argument("--trusted-proxy", metavar="IP",
+                   help="a TLS reverse proxy in front of the desk: its X-Forwarded-Proto is "
+                        "believed, so cookies are marked Secure")
     p.add_argument("--key", metavar="PEM",
                    help="the fleet key (Ed25519 private key) that signs pushes and commands")
     p.add_argument("--kid", help="its key id, as carts list it in security.fleet_keys")

@@ -58,6 +58,8 @@ def read_config_text(text: str, name: str = "config", json_only: bool = False
             doc = tomllib.loads(text)
     except (ValueError, tomllib.TOMLDecodeError) as exc:
         raise BadInput(f"{name}: not valid TOML or JSON: {exc}") from None
+    except RecursionError:
+        raise BadInput(f"{name}: nested too deeply") from None
     if not isinstance(doc, dict):
         raise BadInput(f"{name}: must hold a table/object of config keys")
     return doc

@@ -44,6 +44,7 @@ class DeskSettings:
     offline_alarm_s: float = 600.0
     table: str = "cart_transactions"
     threads: int = 6
+    trusted_proxy: str | None = None  # a TLS proxy in front: believe its X-Forwarded-Proto
 
 
 def build_app(ctx: DeskContext) -> Any:
@@ -86,7 +87,7 @@ class Desk:
         self.tz = ZoneInfo(settings.timezone)
         self.db = Database(settings.db_url, size=settings.threads + 3)
         self.live = LiveFleet(self.db, settings.offline_alarm_s, settings.broker.prefix, clock)
-        self.follower = Follower(self.db, settings.table)
+        self.follower = Follower(self.db, settings.table, self.tz)
         self.ctx = DeskContext(self.db, settings.broker, settings.signer, self.tz,
                                settings.table, clock)
         self.app = build_app(self.ctx)
@@ -104,9 +105,13 @@ class Desk:
         self._spawn("desk-watch", self._watch)
         from waitress.server import create_server
 
+        proxy: dict[str, Any] = {}
+        if self.settings.trusted_proxy:
+            proxy = {"trusted_proxy": self.settings.trusted_proxy,
+                     "trusted_proxy_headers": {"x-forwarded-proto"}}
         self.server = create_server(self.app, host=self.settings.host, port=self.settings.port,
                                     threads=self.settings.threads, ident="cart-fleet-desk",
-                                    clear_untrusted_proxy_headers=True)
+                                    clear_untrusted_proxy_headers=True, **proxy)
         self.port = int(self.server.effective_port)
         self._spawn("desk-http", lambda _stop: self.server.run())
         log.info("desk on http://%s:%d/", self.settings.host, self.port)
@@ -143,12 +148,7 @@ class Desk:
         self._stop.set()
         server, self.server = self.server, None
         if server is not None:
-            def close_all() -> None:
-                for channel in list(server._map.values()):
-                    with contextlib.suppress(Exception):
-                        channel.close()
-            server.trigger.pull_trigger(close_all)
-            server.task_dispatcher.shutdown(timeout=5)
+            _stop_waitress(server)
         for thread in self._threads:
             thread.join(10)
         self._threads.clear()
@@ -160,3 +160,22 @@ class Desk:
                 raise RuntimeError("a desk thread died; see the log")
 
 
+
+
+def _stop_waitress(server: Any) -> None:
+    """Stop a waitress server run in a thread: no new connections, let the requests in
+    progress finish, then close what is left from inside its loop (the loop ends when
+    nothing is left). The trigger is closed last, once no worker can pull it any more."""
+    from waitress import wasyncore
+
+    def stop_listening() -> None:
+        wasyncore.dispatcher.close(server)  # the listening socket only, not the trigger
+
+    def close_all() -> None:
+        for channel in list(server._map.values()):
+            with contextlib.suppress(OSError):
+                channel.close()
+
+    server.trigger.pull_trigger(stop_listening)
+    server.task_dispatcher.shutdown(timeout=5)
+    server.trigger.pull_trigger(close_all)

@@ -25,21 +25,33 @@ class Series:
 
 
 def _nice_max(value: float) -> float:
-    if value <= 0:
-        return 1.0
-    step = 10 ** (len(str(int(value))) - 1)
-    for m in (1, 2, 2.5, 5, 10):
-        if value <= m * step:
-            return float(m * step)
-    return float(10 * step)
+    """The top of the axis: four grid steps of 1, 2 or 5 times a power of ten (counts are
+    whole numbers, so the grid lines are too)."""
+    need = max(value, 1.0) / 4
+    power = 1.0
+    while True:
+        for m in (1, 2, 5):
+            if m * power >= need:
+                return 4.0 * m * power
+        power *= 10
 
 
 def _fmt(value: float) -> str:
     return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
 
 
+def _short(cat: str) -> str:
+    """Axis text of a period: 2026-12-01 -> 12-01, 2026-12-01 08:00 -> 08:00."""
+    if len(cat) == 10 and cat[4] == "-":
+        return cat[5:]
+    if len(cat) == 16 and cat[4] == "-":
+        return cat[-5:]
+    return cat
+
+
 def bar_chart(title: str, categories: list[str], series: list[Series], stacked: bool = False,
-              tick_every: int = 1, css: str = "chart") -> str:
+              tick_every: int = 1, css: str = "chart",
+              labels: dict[str, str] | None = None) -> str:
     """Bars per category: side by side, or stacked when `stacked`."""
     if not categories or not series:
         return f'<p class="empty">{escape(title)}: —</p>'
@@ -74,7 +86,7 @@ def bar_chart(title: str, categories: list[str], series: list[Series], stacked: 
             if stacked:
                 base += value
         if ci % tick_every == 0:
-            label = cat[5:] if len(cat) == 10 else cat[-5:] if len(cat) > 10 else cat
+            label = (labels or {}).get(cat, _short(cat))
             out.append(f'<text class="axis" x="{x0 + slot * 0.4:.1f}" y="{H - PAD_B + 14}" '
                        f'text-anchor="middle">{escape(label)}</text>')
     out.append(_legend(series))

@@ -56,7 +56,8 @@ def run_desk(args: argparse.Namespace, broker: BrokerOptions, signer: Signer | N
         raise BadInput(f"bad table name {args.table!r}")
     settings = DeskSettings(db_url=args.db, host=host, port=port, broker=broker, signer=signer,
                             timezone=_timezone(args.timezone),
-                            offline_alarm_s=parse_ttl(args.offline_alarm), table=args.table)
+                            offline_alarm_s=parse_ttl(args.offline_alarm), table=args.table,
+                            trusted_proxy=args.trusted_proxy)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

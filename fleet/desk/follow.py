@@ -21,38 +21,35 @@ import logging
 import threading
 from collections import OrderedDict
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from fleet.desk import parcels, usage
 from fleet.desk.db import Database
-from fleet.desk.i18n import WAIT_BUCKETS
 from fleet.desk.live import refresh_alarm_counts
 from fleet.desk.schema import TABLE_NAME, ensure_tx_indexes, tx_table_exists
+from fleet.desk.usage import USAGE_TYPES
 
 log = logging.getLogger(__name__)
 
-BATCH = 5000
+BATCH = 20000
 OVERLAP_S = 10.0
 TICK_S = 0.5
 ALARM_TYPES = {"locker.forced_open": "forced_open", "locker.door_left_open": "left_open",
                "locker.open_failed": "open_failed", "config.rejected": "config_rejected"}
-USAGE_TYPES = ("parcel.deposit", "parcel.pickup", "meal.pickup", "ticket.issue",
-               "scan.rejected")
-# Usage keys: tickets by counter service, refusals by reason; the rest have one series.
-USAGE_KEY = ("CASE t.type WHEN 'ticket.issue' THEN left(COALESCE(t.data->>'service', ''), 32) "
-             "WHEN 'scan.rejected' THEN left(COALESCE(t.data->>'reason', ''), 32) ELSE '' END")
 
 
-def _wait_bucket_sql() -> str:
-    arms = " ".join(f"WHEN w < {limit} THEN '{key}'" for key, limit, _ in WAIT_BUCKETS
-                    if limit != float("inf"))
-    return f"CASE {arms} ELSE '{WAIT_BUCKETS[-1][0]}' END"
+def _hour(at: dt.datetime) -> dt.datetime:
+    return at.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
 
 
 class Follower:
-    def __init__(self, db: Database, table: str = "cart_transactions") -> None:
+    def __init__(self, db: Database, table: str = "cart_transactions",
+                 tz: ZoneInfo | None = None) -> None:
         if not TABLE_NAME.match(table):
             raise ValueError(f"bad table name {table!r}")
         self.db = db
         self.table = table
+        self.tz = tz or ZoneInfo("Asia/Shanghai")
         self.ready = False          # the table exists and the desk's indexes are built
         self.caught_up = threading.Event()
         self._recent: OrderedDict[str, float] = OrderedDict()  # id -> received_at (epoch)
@@ -70,6 +67,8 @@ class Follower:
     def prepare(self) -> bool:
         if not self.ready and tx_table_exists(self.db, self.table):
             ensure_tx_indexes(self.db, self.table)
+            if usage.ensure_zone(self.db, self.tz):
+                log.info("desk: usage by day and hour counted in %s", self.tz.key)
             self.ready = True
         return self.ready
 
@@ -124,9 +123,8 @@ class Follower:
     def _apply(self, rows: list[dict[str, Any]], cursor: dict[str, Any] | None) -> None:
         rows = sorted(rows, key=lambda r: (r["cart"], r["seq"]))
         carts = sorted({r["cart"] for r in rows})
+        alarms = []
         buckets: set[tuple[str, dt.datetime]] = set()
-        alarm_carts: set[str] = set()
-        comp_carts: set[str] = set()
         with self.db.connection() as conn:
             conn.execute("INSERT INTO desk_carts (cart) SELECT unnest(%s::text[]) "
                          "ON CONFLICT (cart) DO NOTHING", (carts,))
@@ -134,17 +132,10 @@ class Follower:
                 data = r["data"] if isinstance(r["data"], dict) else {}
                 kind = ALARM_TYPES.get(r["type"])
                 if kind is not None:
-                    conn.execute(
-                        "INSERT INTO desk_alarms (cart, kind, source, detail, raised_at) VALUES "
-                        "(%s, %s, %s, %s, %s) ON CONFLICT (source) DO NOTHING",
-                        (r["cart"], kind, f"tx:{r['id']}", json.dumps(_alarm_facts(data)),
-                         r["at"]))
-                    alarm_carts.add(r["cart"])
-                if self._compartments(conn, r, data, buckets):
-                    comp_carts.add(r["cart"])
+                    alarms.append((r["cart"], kind, f"tx:{r['id']}",
+                                   json.dumps(_alarm_facts(data), ensure_ascii=False), r["at"]))
                 if r["type"] in USAGE_TYPES:
-                    buckets.add((r["cart"], r["at"].replace(minute=0, second=0,
-                                                            microsecond=0)))
+                    buckets.add((r["cart"], _hour(r["at"])))
                 if r["type"] == "command.done" and isinstance(data.get("id"), str):
                     conn.execute(
                         "UPDATE desk_actions SET result = %s, result_at = %s, outcome = CASE "
@@ -157,18 +148,18 @@ class Follower:
                     conn.execute("UPDATE desk_carts SET cart_oos = %s, cart_oos_seq = %s "
                                  "WHERE cart = %s AND cart_oos_seq < %s",
                                  (data["on"], r["seq"], r["cart"], r["seq"]))
+            if alarms:
+                conn.execute("INSERT INTO desk_alarms (cart, kind, source, detail, raised_at) "
+                             "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], "
+                             "%s::jsonb[], %s::timestamptz[]) ON CONFLICT (source) DO NOTHING",
+                             [list(c) for c in zip(*alarms, strict=True)])
+                refresh_alarm_counts(conn, sorted({a[0] for a in alarms}))
+            comp_carts, late = parcels.apply(conn, rows)
+            buckets |= {(cart, _hour(at)) for cart, at in late}
             if buckets:
-                self._recount(conn, sorted(buckets))
+                usage.recount(conn, self.table, self.tz, sorted(buckets))
             if comp_carts:
-                conn.execute(
-                    "UPDATE desk_carts c SET comp_known = k.known, comp_oos = k.oos, "
-                    "comp_in_use = (SELECT count(DISTINCT compartment) FROM desk_parcels p "
-                    "WHERE p.cart = c.cart AND p.picked_at IS NULL) FROM (SELECT cart, "
-                    "count(*) AS known, count(*) FILTER (WHERE oos) AS oos FROM "
-                    "desk_compartments WHERE cart = ANY(%s) GROUP BY cart) k "
-                    "WHERE c.cart = k.cart", (sorted(comp_carts),))
-            if alarm_carts:
-                refresh_alarm_counts(conn, sorted(alarm_carts))
+                parcels.refresh_summary(conn, sorted(comp_carts))
             if cursor is not None:
                 conn.execute(
                     "INSERT INTO desk_meta(key, value) VALUES ('follow_cursor', %s) "
@@ -177,84 +168,6 @@ class Follower:
                                  "id": cursor["id"]}),))
         self._remember(rows)
         self.rows_seen += len(rows)
-
-    def _compartments(self, conn: Any, r: dict[str, Any], data: dict[str, Any],
-                      buckets: set[tuple[str, dt.datetime]]) -> bool:
-        comp = data.get("compartment")
-        if not isinstance(comp, str) or not comp or len(comp) > 16:
-            return False
-        cart, seq, kind = r["cart"], r["seq"], r["type"]
-        conn.execute("INSERT INTO desk_compartments (cart, compartment) VALUES (%s, %s) "
-                     "ON CONFLICT DO NOTHING", (cart, comp))
-        if kind == "compartment.out_of_service" and isinstance(data.get("on"), bool):
-            conn.execute("UPDATE desk_compartments SET oos = %s, oos_reason = %s, oos_seq = %s "
-                         "WHERE cart = %s AND compartment = %s AND oos_seq < %s",
-                         (data["on"], str(data.get("reason") or "")[:120], seq, cart, comp, seq))
-        elif kind == "locker.open_failed":
-            # The cart takes a compartment whose lock did not release out of service.
-            conn.execute("UPDATE desk_compartments SET oos = true, oos_reason = %s, "
-                         "oos_seq = %s WHERE cart = %s AND compartment = %s AND oos_seq < %s",
-                         ("lock did not release", seq, cart, comp, seq))
-        label = data.get("label")
-        if isinstance(label, str) and label and kind == "parcel.deposit":
-            conn.execute("INSERT INTO desk_parcels (deposit_tx, cart, label, compartment, "
-                         "deposit_seq, deposited_at) VALUES (%s, %s, %s, %s, %s, %s) "
-                         "ON CONFLICT (deposit_tx) DO NOTHING",
-                         (r["id"], cart, label[:64], comp, seq, r["at"]))
-            # A pickup stored before its deposit (a batch resent late) closes it now.
-            orphan = conn.execute("DELETE FROM desk_orphan_pickups WHERE pickup_tx = (SELECT "
-                                  "pickup_tx FROM desk_orphan_pickups WHERE cart = %s AND "
-                                  "label = %s AND seq > %s ORDER BY seq LIMIT 1) RETURNING *",
-                                  (cart, label[:64], seq)).fetchone()
-            if orphan is not None:
-                self._close_parcel(conn, cart, label[:64], orphan["pickup_tx"], orphan["seq"],
-                                   orphan["at"])
-                # Its wait counts in the hour of the pickup: count that hour again too.
-                buckets.add((cart, orphan["at"].astimezone(dt.UTC).replace(
-                    minute=0, second=0, microsecond=0)))
-        elif (isinstance(label, str) and label and kind == "parcel.pickup"
-              and not self._close_parcel(conn, cart, label[:64], r["id"], seq, r["at"])):
-            conn.execute("INSERT INTO desk_orphan_pickups (pickup_tx, cart, label, seq, at) "
-                             "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING "
-                             , (r["id"], cart, label[:64], seq, r["at"]))
-        return True
-
-    @staticmethod
-    def _close_parcel(conn: Any, cart: str, label: str, pickup_tx: str, seq: int,
-                      at: dt.datetime) -> bool:
-        done = conn.execute("SELECT 1 FROM desk_parcels WHERE pickup_tx = %s",
-                            (pickup_tx,)).fetchone()
-        if done is not None:
-            return True
-        cur = conn.execute(
-            "UPDATE desk_parcels SET pickup_tx = %s, picked_at = %s WHERE deposit_tx = (SELECT "
-            "deposit_tx FROM desk_parcels WHERE cart = %s AND label = %s AND picked_at IS NULL "
-            "AND deposit_seq < %s ORDER BY deposit_seq DESC LIMIT 1)",
-            (pickup_tx, at, cart, label, seq))
-        return bool(cur.rowcount)
-
-    def _recount(self, conn: Any, buckets: list[tuple[str, dt.datetime]]) -> None:
-        """Count the buckets again from the rows themselves: exact, whatever was seen twice."""
-        carts = [b[0] for b in buckets]
-        hours = [b[1] for b in buckets]
-        conn.execute(
-            f"INSERT INTO desk_usage (hour, cart, metric, key, n) "
-            f"SELECT d.hour, d.cart, t.type, {USAGE_KEY}, count(*) "
-            f"FROM unnest(%s::text[], %s::timestamptz[]) AS d(cart, hour) "
-            f"JOIN {self.table} t ON t.cart = d.cart AND t.at >= d.hour "
-            f"AND t.at < d.hour + interval '1 hour' AND t.type = ANY(%s) "
-            f"GROUP BY 1, 2, 3, 4 "
-            f"ON CONFLICT (hour, cart, metric, key) DO UPDATE SET n = excluded.n",
-            (carts, hours, list(USAGE_TYPES)))
-        conn.execute(
-            f"INSERT INTO desk_usage (hour, cart, metric, key, n, total) "
-            f"SELECT hour, cart, 'parcel.wait', {_wait_bucket_sql()}, count(*), sum(w) FROM ("
-            f"SELECT d.hour, d.cart, extract(epoch FROM p.picked_at - p.deposited_at) AS w "
-            f"FROM unnest(%s::text[], %s::timestamptz[]) AS d(cart, hour) "
-            f"JOIN desk_parcels p ON p.cart = d.cart AND p.picked_at >= d.hour "
-            f"AND p.picked_at < d.hour + interval '1 hour') x GROUP BY 1, 2, 3, 4 "
-            f"ON CONFLICT (hour, cart, metric, key) DO UPDATE SET n = excluded.n, "
-            f"total = excluded.total", (carts, hours))
 
     def run(self, stop: threading.Event) -> None:
         failing = False

@@ -20,6 +20,7 @@ from fleet.desk.web import (
     guard,
     redirect,
     render,
+    safe_path,
     set_cookie,
     viewer,
 )
@@ -58,9 +59,7 @@ def install(app: Bottle, ctx: DeskContext) -> None:
         if not result.ok:
             return redirect("/login?failed=1" + ("&locked=1" if result.locked_until else ""))
         set_cookie(auth.open_session(ctx.db, result.username))
-        target = form("next", 200)
-        ok = target.startswith("/") and not target.startswith("//") and "\\" not in target
-        return redirect(target if ok else "/fleet")
+        return redirect(safe_path(form("next", 200), "/fleet"))
 
     @app.post("/logout")
     def logout() -> str:
@@ -71,6 +70,8 @@ def install(app: Bottle, ctx: DeskContext) -> None:
     @app.post("/alarms/<alarm_id:int>/ack")
     def ack(alarm_id: int) -> str:
         session = guard(ctx)
+        if not 0 < alarm_id < 2**63:
+            raise Refusal(404, "没有这条警报", "No such alarm")
         note = form("note", MAX_NOTE).strip()
         if any(ord(c) < 32 for c in note):
             raise Refusal(400, "备注含有无效字符", "The note has invalid characters")
@@ -86,9 +87,7 @@ def install(app: Bottle, ctx: DeskContext) -> None:
         if row is not None:
             actions.record(ctx.db, session.username, "ack", row["cart"],
                            {"alarm": alarm_id, "kind": row["kind"], "note": note}, "done")
-        back = form("back", 200)
-        return redirect(back if back.startswith("/") and not back.startswith("//")
-                        else "/alarms")
+        return redirect(safe_path(form("back", 200), "/alarms"))
 
     # --- config push ------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ import bottle
 from bottle import Bottle, HTTPResponse, response
 
 from agent.config import CART_ID_PATTERN
-from fleet.desk import present, queries
+from fleet.desk import present, queries, usage
 from fleet.desk.web import DeskContext, Refusal, arg, parse_day, render, viewer
 
 _CART = re.compile(CART_ID_PATTERN)
@@ -24,6 +24,11 @@ TX_TYPES = sorted({"parcel.deposit", "parcel.pickup", "meal.pickup", "ticket.iss
                    "config.applied", "config.rejected", "command.done", "cart.out_of_service",
                    "compartment.out_of_service", "deposit_mode", "token.revoked",
                    "receipt.reprint", "report.printed"})
+
+
+def _cell(text: str) -> str:
+    """Keys come from the carts' records: a spreadsheet must not take one for a formula."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def cart_arg(value: str) -> str:
@@ -128,12 +133,10 @@ def install(app: Bottle, ctx: DeskContext) -> None:
                       cart=cart or "", alarms=queries.alarms(ctx.db, show, cart))
 
     @app.get("/usage")
-    def usage() -> str:
+    def usage_page() -> str:
         session = viewer(ctx)
         rng, cart, by = usage_range(ctx)
-        series = queries.usage(ctx.db, rng, cart, by)
-        hod = queries.usage(ctx.db, rng, cart, "hod")
-        carts = queries.usage(ctx.db, rng, cart, "total", per_cart=True)
+        series, carts, hod = usage.read(ctx.db, rng.start, rng.end, ctx.tz, cart, by)
         total_rows = [{**r, "period": ""} for r in carts]
         return render("usage", ctx, session, title="使用统计 Usage", nav="usage", rng=rng,
                       cart=cart or "", by=by, charts=present.usage_charts(
@@ -144,15 +147,15 @@ def install(app: Bottle, ctx: DeskContext) -> None:
     @app.get("/usage.csv")
     def usage_csv() -> str:
         viewer(ctx)
-        rng, cart, by = usage_range(ctx)
+        rng, cart, _by = usage_range(ctx)
         per_cart = arg("per", 8) == "cart"
-        rows = queries.usage(ctx.db, rng, cart, by, per_cart=per_cart)
+        rows = usage.read_csv(ctx.db, rng.start, rng.end, ctx.tz, cart, per_cart)
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\r\n")
-        writer.writerow([by, "cart", "metric", "key", "count", "wait_total_s"])
+        writer.writerow(["day", "cart", "metric", "key", "count", "wait_total_s"])
         for r in rows:
             writer.writerow([r["period"], r["cart"] if per_cart else (cart or "*"), r["metric"],
-                             r["key"], r["n"], f"{float(r['total'] or 0):.0f}"])
+                             _cell(r["key"]), r["n"], f"{float(r['total'] or 0):.0f}"])
         response.content_type = "text/csv; charset=utf-8"
         name = f"usage-{rng.start}-{rng.end}{'-' + cart if cart else ''}.csv"
         response.set_header("Content-Disposition", f'attachment; filename="{name}"')

@@ -105,7 +105,8 @@ def totals(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, float]
 
 
 def usage_charts(series_rows: list[dict[str, Any]], hod_rows: list[dict[str, Any]],
-                 total_rows: list[dict[str, Any]], rng: Range, by: str) -> dict[str, str]:
+                 total_rows: list[dict[str, Any]], rng: Range, by: str
+                 ) -> dict[str, dict[str, str]]:
     cats = periods(rng, by)
     tick = max(1, len(cats) // 12)
     label = {m: f"{zh} {en}" for m, (zh, en) in i18n.METRICS.items()}
@@ -125,15 +126,22 @@ def usage_charts(series_rows: list[dict[str, Any]], hod_rows: list[dict[str, Any
     wait_series = Series("parcel.wait", "", label["parcel.wait"], "s-wait",
                          {f"{zh} {en}": waits.get(("parcel.wait", key), {"n": 0})["n"]
                           for key, _limit, (zh, en) in i18n.WAIT_BUCKETS})
-    return {
-        "parcels": bar_chart("包裹 Parcels", cats, parcels, tick_every=tick),
-        "meals": bar_chart("餐食 Meals", cats, meals, tick_every=tick),
-        "tickets": bar_chart("排队号 Tickets", cats, tickets, stacked=True, tick_every=tick),
-        "hours": bar_chart("按小时 By hour of day", hod_cats, hod, stacked=True, tick_every=2),
-        "refusals": hbar_chart("拒绝原因 Refusals by reason", refusals, "scan.rejected"),
-        "waits": bar_chart("包裹等待时间 How long parcels wait",
-                           list(wait_series.values), [wait_series]),
-    }
+    wait_labels = {f"{zh} {en}": en for _key, _limit, (zh, en) in i18n.WAIT_BUCKETS}
+    charts = [
+        ("parcels", "包裹存入与取出 Parcels in and out",
+         bar_chart("包裹 Parcels", cats, parcels, tick_every=tick)),
+        ("meals", "餐食 Meals", bar_chart("餐食 Meals", cats, meals, tick_every=tick)),
+        ("tickets", "排队号（按服务）Tickets by service",
+         bar_chart("排队号 Tickets", cats, tickets, stacked=True, tick_every=tick)),
+        ("hours", "一天中的时段 Hour of the day",
+         bar_chart("按小时 By hour of day", hod_cats, hod, stacked=True, tick_every=2)),
+        ("refusals", "拒绝原因 Refusals by reason",
+         hbar_chart("拒绝原因 Refusals by reason", refusals, "scan.rejected")),
+        ("waits", "包裹等待时间 How long parcels wait",
+         bar_chart("包裹等待时间 How long parcels wait", list(wait_series.values),
+                   [wait_series], labels=wait_labels)),
+    ]
+    return {name: {"title": title, "svg": svg} for name, title, svg in charts}
 
 
 def per_cart(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

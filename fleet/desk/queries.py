@@ -82,28 +82,9 @@ class Range:
         return (self.end - self.start).days + 1
 
 
-def usage_sql(by: str, per_cart: bool) -> str:
-    """Sums of the hourly counts: by local day, local hour, hour of day, or the whole range."""
-    period = {"day": "to_char(hour AT TIME ZONE %(tz)s, 'YYYY-MM-DD')",
-              "hour": "to_char(hour AT TIME ZONE %(tz)s, 'YYYY-MM-DD HH24:00')",
-              "hod": "to_char(hour AT TIME ZONE %(tz)s, 'HH24')",
-              "total": "''"}[by]
-    cart_col = "cart" if per_cart else "''"
-    return (f"SELECT {period} AS period, {cart_col} AS cart, metric, key, sum(n)::bigint AS n, "
-            "sum(total) AS total FROM desk_usage WHERE hour >= %(start)s AND hour < %(end)s "
-            "AND (%(cart)s::text IS NULL OR cart = %(cart)s) "
-            "GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4")
-
-
-def usage(db: Database, rng: Range, cart: str | None, by: str, per_cart: bool = False
-          ) -> list[dict[str, Any]]:
-    return db.query(usage_sql(by, per_cart), {"tz": rng.tz.key, "start": rng.start_at,
-                                              "end": rng.end_at, "cart": cart})
-
-
 def usage_carts(db: Database) -> list[str]:
-    return [r["cart"] for r in db.query("SELECT DISTINCT cart FROM desk_usage ORDER BY cart "
-                                        "LIMIT 1000")]
+    return [r["cart"] for r in db.query("SELECT DISTINCT cart FROM desk_usage_month "
+                                        "WHERE cart <> '*' ORDER BY cart LIMIT 1000")]
 
 
 # --- one cart -----------------------------------------------------------------------------

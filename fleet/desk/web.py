@@ -89,6 +89,13 @@ def refused_page(ctx: DeskContext, exc: Refusal, session: auth.Session | None = 
     return HTTPResponse(body, exc.status, {"Content-Type": "text/html; charset=utf-8"})
 
 
+def safe_path(value: str, default: str) -> str:
+    """A local path to go back to after a form: never another site, never a header break."""
+    ok = (value.startswith("/") and not value.startswith("//") and "\\" not in value
+          and not any(ord(c) < 32 or ord(c) == 127 for c in value))
+    return value if ok else default
+
+
 def redirect(to: str) -> str:
     response.status = 303
     response.set_header("Location", to)

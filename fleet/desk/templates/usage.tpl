@@ -38,7 +38,7 @@
 </section>
 <section class="charts">
 % for name in ('parcels', 'meals', 'tickets', 'hours', 'refusals', 'waits'):
-  <figure class="panel chart-box" id="chart-{{name}}">{{!charts[name]}}</figure>
+  <figure class="panel chart-box" id="chart-{{name}}"><figcaption>{{charts[name]['title']}}</figcaption>{{!charts[name]['svg']}}</figure>
 % end
 </section>
 <section class="panel">

@@ -136,9 +136,35 @@ class Rows:
 
 
 def usage(db: Database) -> dict[tuple[str, str, str], tuple[int, float]]:
+    """The hourly counts per cart, after checking every rollup agrees with them."""
+    rollups_agree(db)
     return {(r["cart"], r["metric"], r["key"]): (r["n"], r["total"]) for r in db.query(
         "SELECT cart, metric, key, sum(n)::int AS n, sum(total) AS total FROM desk_usage "
-        "GROUP BY 1, 2, 3")}
+        "WHERE cart <> '*' GROUP BY 1, 2, 3")}
+
+
+def rollups_agree(db: Database, tz: str = "Asia/Shanghai") -> None:
+    def rows(sql: str) -> set[tuple[Any, ...]]:
+        return {tuple(r.values()) for r in db.query(sql, {"tz": tz})}
+
+    hourly = "(SELECT * FROM desk_usage WHERE cart <> '*')"
+    assert rows("SELECT hour, metric, key, n, total FROM desk_usage WHERE cart = '*'") == rows(
+        f"SELECT hour, metric, key, sum(n) AS n, sum(total) AS t FROM {hourly} h GROUP BY 1, 2, 3")
+    for cart_col in ("cart", "'*'"):
+        who = "cart <> '*'" if cart_col == "cart" else "cart = '*'"
+        assert rows(f"SELECT day, metric, key, n, total FROM desk_usage_day WHERE {who}") == rows(
+            f"SELECT (hour AT TIME ZONE %(tz)s)::date, metric, key, sum(n) AS n, sum(total) AS t "
+            "FROM "
+            f"{hourly} h GROUP BY 1, {cart_col}, 2, 3".replace(", '*', 2", ", 2"))
+        assert rows(f"SELECT month, metric, hod, n FROM desk_usage_month_hod WHERE {who} "
+                    "AND n <> 0") == rows(
+            "SELECT date_trunc('month', hour AT TIME ZONE %(tz)s)::date, metric, "
+            "extract(hour FROM hour AT TIME ZONE %(tz)s)::smallint, sum(n) FROM "
+            f"{hourly} h WHERE metric <> 'parcel.wait' AND metric <> 'scan.rejected' "
+            f"GROUP BY 1, {cart_col}, 2, 3".replace(", '*', 2", ", 2"))
+    assert rows("SELECT month, cart, metric, key, n, total FROM desk_usage_month") == rows(
+        "SELECT date_trunc('month', hour AT TIME ZONE %(tz)s)::date, cart, metric, key, "
+        f"sum(n) AS n, sum(total) AS t FROM {hourly} h GROUP BY 1, 2, 3, 4")
 
 
 def test_the_follower_derives_alarms_parcels_and_usage_once(db: Database, db_url: str) -> None:
@@ -202,6 +228,18 @@ def test_the_follower_derives_alarms_parcels_and_usage_once(db: Database, db_url
         again.tick()
         oos = db.one("SELECT oos FROM desk_compartments WHERE compartment = 'B02'")
         assert oos == {"oos": False}
+
+        # Started in another time zone, the desk counts its days and hours in that one.
+        from zoneinfo import ZoneInfo
+
+        from fleet.desk.usage import ensure_zone
+
+        assert ensure_zone(db, ZoneInfo("America/New_York")) is True
+        assert ensure_zone(db, ZoneInfo("America/New_York")) is False
+        rollups_agree(db, "America/New_York")
+        days = {r["day"] for r in db.query("SELECT DISTINCT day FROM desk_usage_day")}
+        # 02:00-04:59 UTC is still the day before in New York; 05:00 (a pickup) is midnight.
+        assert days == {dt.date(2026, 11, 30), dt.date(2026, 12, 1)}
     finally:
         rows.close()
 
@@ -304,3 +342,49 @@ def test_charts_escape_what_they_show_and_parse_as_svg() -> None:
     assert bars[0].get("data-key") == hostile
     assert "<script>" not in hbar_chart("r", [(hostile, hostile, 2.0)], "scan.rejected")
     ET.fromstring(hbar_chart("r", [(hostile, hostile, 2.0)], "scan.rejected"))
+
+
+# --- cart-fleet desk ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--db", "desk.db"], "postgresql://"),
+    (["--db", "postgresql://x@127.0.0.1/x", "--listen", "nowhere"], "HOST:PORT"),
+    (["--db", "postgresql://x@127.0.0.1/x", "--timezone", "Asia/Kolkata"], "whole-hour"),
+    (["--db", "postgresql://x@127.0.0.1/x", "--timezone", "Mars/Olympus"], "unknown time zone"),
+    (["--db", "postgresql://x@127.0.0.1/x", "--offline-alarm", "soon"], "bad ttl"),
+    (["--db", "postgresql://x@127.0.0.1/x", "--key", "k.pem"], "--key and --kid go together"),
+])
+def test_desk_refuses_bad_options(capsys: Any, argv: list[str], says: str) -> None:
+    assert main(["desk", *argv]) == 2
+    assert says in capsys.readouterr().err
+
+
+def test_desk_serves_and_stops_on_sigterm(db_url: str, tmp_path: Any) -> None:
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    from tests.mqtt_broker import free_port, wait_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "fleet.cli", "desk", "--db", db_url,
+                             "--listen", f"127.0.0.1:{port}", "--port", str(free_port())],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_port("127.0.0.1", port, 20)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=10) as reply:
+            page = reply.read().decode()
+            headers = reply.headers
+        assert "登录" in page and "Log in" in page
+        assert "default-src 'self'" in headers["Content-Security-Policy"]
+        assert headers["X-Frame-Options"] == "DENY"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        out = proc.stdout.read() if proc.stdout else ""
+        assert "broker unreachable" in out  # it said so, and served anyway
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
