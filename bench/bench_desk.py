@@ -196,8 +196,8 @@ def _pages(client: Client, url: str, now: dt.datetime, rounds: int, carts: int, 
 
     def usage_sql(rng: queries.Range, cart: str | None) -> list[tuple[str, dict[str, Any]]]:
         params = usage.params(rng.start, rng.end, TZ, cart)
-        return [(usage.series_sql("day"), params), (usage.PER_CART_SQL, params),
-                (usage.HOD_SQL, params)]
+        return [(usage.series_sql("day"), params), (usage.per_cart_sql(cart is not None),
+                                                     params), (usage.HOD_SQL, params)]
 
     fleet_params = {"q": "%", "limit": queries.PAGE_SIZE + 1, "offset": 0}
     pages: dict[str, tuple[str, list[tuple[str, Any]]]] = {
@@ -213,8 +213,8 @@ def _pages(client: Client, url: str, now: dt.datetime, rounds: int, carts: int, 
         "usage, 30 days": (f"/usage?from={month}&to={today}", usage_sql(r30, None)),
         "usage, 365 days": (f"/usage?from={year}&to={today}", usage_sql(r365, None)),
         "usage CSV export per cart, 365 days": (f"/usage.csv?from={year}&to={today}&per=cart",
-                                         [(usage.CSV_SQL, usage.params(year, today, TZ,
-                                                                       None))]),
+                                         [(usage.csv_sql(True, False),
+                                           usage.params(year, today, TZ, None))]),
         "one cart (a year of rows)": ("/carts/bc-01", [
             (queries.timeline_sql("cart_transactions", False, False),
              {"cart": "bc-01", "limit": 50}),

@@ -69,24 +69,28 @@ def bar_chart(title: str, categories: list[str], series: list[Series], stacked: 
         out.append(f'<line class="grid" x1="{PAD_L}" x2="{W - PAD_R}" y1="{y:.1f}" '
                    f'y2="{y:.1f}"/><text class="axis" x="{PAD_L - 4}" y="{y + 4:.1f}" '
                    f'text-anchor="end">{_fmt(top * (4 - i) / 4)}</text>')
-    for ci, cat in enumerate(categories):
-        x0 = PAD_L + slot * ci + slot * 0.1
-        base = 0.0
-        for si, s in enumerate(series):
+    # One group per series (its class and what it counts); each bar carries its period and
+    # value. Stacked bars start where the series below ended.
+    base = dict.fromkeys(categories, 0.0)
+    for si, s in enumerate(series):
+        out.append(f'<g class="bar {escape(s.css)}" data-metric="{escape(s.metric)}" '
+                   f'data-key="{escape(s.key)}">')
+        for ci, cat in enumerate(categories):
             value = s.values.get(cat, 0)
             h = plot_h * value / top
-            x = x0 if stacked else x0 + bar_w * si
-            y = PAD_T + plot_h - h - (plot_h * base / top if stacked else 0)
-            out.append(
-                f'<rect class="bar {escape(s.css)}" x="{x:.1f}" y="{y:.1f}" '
-                f'width="{bar_w:.1f}" height="{max(h, 0):.1f}" data-period="{escape(cat)}" '
-                f'data-metric="{escape(s.metric)}" data-key="{escape(s.key)}" '
-                f'data-value="{_fmt(value)}"><title>{escape(cat)} · {escape(s.label)}: '
-                f"{_fmt(value)}</title></rect>")
+            x = PAD_L + slot * ci + slot * 0.1 + (0 if stacked else bar_w * si)
+            y = PAD_T + plot_h - h - (plot_h * base[cat] / top if stacked else 0)
+            out.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" '
+                       f'height="{max(h, 0):.1f}" data-period="{escape(cat)}" '
+                       f'data-value="{_fmt(value)}"><title>{escape(cat)} · {escape(s.label)}: '
+                       f"{_fmt(value)}</title></rect>")
             if stacked:
-                base += value
+                base[cat] += value
+        out.append("</g>")
+    for ci, cat in enumerate(categories):
         if ci % tick_every == 0:
             label = (labels or {}).get(cat, _short(cat))
+            x0 = PAD_L + slot * ci + slot * 0.1
             out.append(f'<text class="axis" x="{x0 + slot * 0.4:.1f}" y="{H - PAD_B + 14}" '
                        f'text-anchor="middle">{escape(label)}</text>')
     out.append(_legend(series))

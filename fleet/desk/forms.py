@@ -4,13 +4,13 @@ send a command (each through a confirmation page that shows what will change).""
 from __future__ import annotations
 
 import json
-import urllib.parse
 
 from bottle import Bottle, request
 
 from agent.sync.commands import SIGNATURES
 from fleet.control import retained_desired
 from fleet.desk import actions, auth, queries
+from fleet.desk.live import refresh_alarm_counts
 from fleet.desk.pages import cart_arg
 from fleet.desk.web import (
     DeskContext,
@@ -21,6 +21,7 @@ from fleet.desk.web import (
     redirect,
     render,
     safe_path,
+    same_origin,
     set_cookie,
     viewer,
 )
@@ -48,10 +49,8 @@ def install(app: Bottle, ctx: DeskContext) -> None:
 
     @app.post("/login")
     def login() -> str:
-        # No session yet, so no CSRF token to check: SameSite=Strict cookies and the Origin
-        # check keep other sites from logging someone in here.
-        from fleet.desk.web import same_origin
-
+        # No session yet, so no CSRF token to check: the Origin check keeps other sites from
+        # logging someone in here.
         if not same_origin():
             raise Refusal(403, "请求来源不符", "Request from another site refused")
         name = form("username", 64).strip().lower()
@@ -81,8 +80,6 @@ def install(app: Bottle, ctx: DeskContext) -> None:
                                "RETURNING cart, kind", (session.username, note, alarm_id)
                                ).fetchone()
             if row is not None:
-                from fleet.desk.live import refresh_alarm_counts
-
                 refresh_alarm_counts(conn, [row["cart"]])
         if row is not None:
             actions.record(ctx.db, session.username, "ack", row["cart"],
@@ -154,9 +151,4 @@ def install(app: Bottle, ctx: DeskContext) -> None:
         action = actions.confirm_command(ctx.db, ctx.broker, ctx.signer, session.username, cart,
                                          form("name", 32), form("args", 600))
         return redirect(_back_to(cart, action))
-
-
-def quoted(value: str) -> str:
-    return urllib.parse.quote(value, safe="")
-
 

@@ -13,7 +13,7 @@ from bottle import Bottle, HTTPResponse, response
 
 from agent.config import CART_ID_PATTERN
 from fleet.desk import present, queries, usage
-from fleet.desk.web import DeskContext, Refusal, arg, parse_day, render, viewer
+from fleet.desk.web import STATIC_DIR, DeskContext, Refusal, arg, parse_day, render, viewer
 
 _CART = re.compile(CART_ID_PATTERN)
 MAX_RANGE_DAYS = 800
@@ -169,6 +169,4 @@ def install(app: Bottle, ctx: DeskContext) -> None:
 
     @app.get("/static/<path:path>")
     def static(path: str) -> Any:
-        from fleet.desk.web import STATIC_DIR
-
         return bottle.static_file(path, root=STATIC_DIR)

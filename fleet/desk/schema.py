@@ -107,6 +107,8 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             oos_reason text,
             oos_seq bigint NOT NULL DEFAULT 0,
             PRIMARY KEY (cart, compartment))""",
+        # Usage tables are keyed cart first: every read is one cart (or `*`, the whole
+        # fleet) over a range of time.
         """CREATE TABLE desk_usage (
             hour timestamptz NOT NULL,
             cart text NOT NULL,
@@ -114,8 +116,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             key text NOT NULL DEFAULT '',
             n bigint NOT NULL,
             total double precision NOT NULL DEFAULT 0,
-            PRIMARY KEY (hour, cart, metric, key))""",
-        "CREATE INDEX desk_usage_cart ON desk_usage (cart, hour)",
+            PRIMARY KEY (cart, hour, metric, key))""",
         """CREATE TABLE desk_usage_day (
             day date NOT NULL,
             cart text NOT NULL,
@@ -123,8 +124,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             key text NOT NULL DEFAULT '',
             n bigint NOT NULL,
             total double precision NOT NULL DEFAULT 0,
-            PRIMARY KEY (day, cart, metric, key))""",
-        "CREATE INDEX desk_usage_day_cart ON desk_usage_day (cart, day)",
+            PRIMARY KEY (cart, day, metric, key))""",
         """CREATE TABLE desk_usage_month (
             month date NOT NULL,
             cart text NOT NULL,
@@ -132,14 +132,14 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             key text NOT NULL DEFAULT '',
             n bigint NOT NULL,
             total double precision NOT NULL DEFAULT 0,
-            PRIMARY KEY (month, cart, metric, key))""",
+            PRIMARY KEY (cart, month, metric, key))""",
         """CREATE TABLE desk_usage_month_hod (
             month date NOT NULL,
             cart text NOT NULL,
             metric text NOT NULL,
             hod smallint NOT NULL CHECK (hod BETWEEN 0 AND 23),
             n bigint NOT NULL,
-            PRIMARY KEY (month, cart, metric, hod))""",
+            PRIMARY KEY (cart, month, metric, hod))""",
         """CREATE TABLE desk_actions (
             id bigserial PRIMARY KEY,
             at timestamptz NOT NULL DEFAULT now(),

@@ -56,7 +56,7 @@ fresh AS (
     GROUP BY 1, 2, 3, 4),
 old AS (SELECT u.* FROM desk_usage u JOIN fresh f USING (hour, cart, metric, key)),
 up AS (INSERT INTO desk_usage (hour, cart, metric, key, n, total) SELECT * FROM fresh
-       ON CONFLICT (hour, cart, metric, key) DO UPDATE SET n = excluded.n,
+       ON CONFLICT (cart, hour, metric, key) DO UPDATE SET n = excluded.n,
        total = excluded.total RETURNING hour, cart, metric, key, n, total),
 changed AS (SELECT up.hour, up.cart, up.metric, up.key, up.n - COALESCE(old.n, 0) AS dn,
                    up.total - COALESCE(old.total, 0) AS dtotal
@@ -67,24 +67,24 @@ fleet AS (SELECT hour, '*' AS cart, metric, key, sum(dn) AS dn, sum(dtotal) AS d
 delta AS (SELECT * FROM changed UNION ALL SELECT * FROM fleet),
 fleet_hour AS (INSERT INTO desk_usage (hour, cart, metric, key, n, total)
         SELECT * FROM fleet
-        ON CONFLICT (hour, cart, metric, key) DO UPDATE SET n = desk_usage.n + excluded.n,
+        ON CONFLICT (cart, hour, metric, key) DO UPDATE SET n = desk_usage.n + excluded.n,
         total = desk_usage.total + excluded.total),
 day AS (INSERT INTO desk_usage_day (day, cart, metric, key, n, total)
         SELECT (hour AT TIME ZONE %(tz)s)::date, cart, metric, key, sum(dn), sum(dtotal)
         FROM delta GROUP BY 1, 2, 3, 4
-        ON CONFLICT (day, cart, metric, key) DO UPDATE SET n = desk_usage_day.n + excluded.n,
+        ON CONFLICT (cart, day, metric, key) DO UPDATE SET n = desk_usage_day.n + excluded.n,
         total = desk_usage_day.total + excluded.total),
 month AS (INSERT INTO desk_usage_month (month, cart, metric, key, n, total)
         SELECT date_trunc('month', hour AT TIME ZONE %(tz)s)::date, cart, metric, key, sum(dn),
                sum(dtotal)
         FROM changed GROUP BY 1, 2, 3, 4
-        ON CONFLICT (month, cart, metric, key) DO UPDATE SET
+        ON CONFLICT (cart, month, metric, key) DO UPDATE SET
         n = desk_usage_month.n + excluded.n, total = desk_usage_month.total + excluded.total)
 INSERT INTO desk_usage_month_hod (month, cart, metric, hod, n)
 SELECT date_trunc('month', hour AT TIME ZONE %(tz)s)::date, cart, metric,
        extract(hour FROM hour AT TIME ZONE %(tz)s)::smallint, sum(dn)
 FROM delta WHERE dn <> 0 AND metric = ANY(%(hod)s) GROUP BY 1, 2, 3, 4
-ON CONFLICT (month, cart, metric, hod) DO UPDATE SET n = desk_usage_month_hod.n + excluded.n
+ON CONFLICT (cart, month, metric, hod) DO UPDATE SET n = desk_usage_month_hod.n + excluded.n
 """
 
 
@@ -127,9 +127,13 @@ def ensure_zone(db: Database, tz: ZoneInfo) -> bool:
 
 # --- reading --------------------------------------------------------------------------------
 
-# `*` holds the whole fleet: one row per series instead of one per cart.
-WHO = "cart = COALESCE(%(cart)s, '*')"
-CARTS = "cart <> '*' AND (%(cart)s::text IS NULL OR cart = %(cart)s)"
+# `*` holds the whole fleet: one row per series instead of one per cart. The cart is passed
+# as a value (not a COALESCE in SQL) so that the plan is a range scan of one cart's rows.
+WHO = "cart = %(who)s"
+
+
+def _carts(one: bool) -> str:
+    return "cart = %(cart)s" if one else "cart <> '*'"
 
 
 def series_sql(by: str) -> str:
@@ -137,41 +141,46 @@ def series_sql(by: str) -> str:
     if by == "hour":
         return ("SELECT to_char(hour AT TIME ZONE %(tz)s, 'YYYY-MM-DD HH24:00') AS period, "
                 "metric, key, n, total FROM desk_usage "
-                f"WHERE hour >= %(start_at)s AND hour < %(end_at)s AND {WHO}")
+                f"WHERE {WHO} AND hour >= %(start_at)s AND hour < %(end_at)s")
     return ("SELECT to_char(day, 'YYYY-MM-DD') AS period, metric, key, n, total "
-            f"FROM desk_usage_day WHERE day >= %(start)s AND day <= %(end)s AND {WHO}")
+            f"FROM desk_usage_day WHERE {WHO} AND day >= %(start)s AND day <= %(end)s")
 
 
-# Whole local months from the month rollups, the days before and after them by day (or hour).
-PER_CART_SQL = f"""
+def per_cart_sql(one: bool) -> str:
+    """Whole local months from the month rollup, the days before and after them by day."""
+    return f"""
 SELECT cart, metric, key, sum(n)::bigint AS n, sum(total) AS total FROM (
     SELECT cart, metric, key, n, total FROM desk_usage_month
-    WHERE month >= %(full_start)s AND month < %(full_end)s AND {CARTS}
+    WHERE {_carts(one)} AND month >= %(full_start)s AND month < %(full_end)s
     UNION ALL
     SELECT cart, metric, key, n, total FROM desk_usage_day
-    WHERE {CARTS} AND ((day >= %(start)s AND day < %(full_start)s)
-                       OR (day >= %(full_end)s AND day <= %(end)s))) x
+    WHERE {_carts(one)} AND ((day >= %(start)s AND day < %(full_start)s)
+                             OR (day >= %(full_end)s AND day <= %(end)s))) x
 GROUP BY 1, 2, 3
 """
+
 
 HOD_SQL = f"""
 SELECT to_char(hod, 'FM00') AS period, metric, sum(n)::bigint AS n FROM (
     SELECT hod, metric, n FROM desk_usage_month_hod
-    WHERE month >= %(full_start)s AND month < %(full_end)s AND {WHO}
+    WHERE {WHO} AND month >= %(full_start)s AND month < %(full_end)s
     UNION ALL
     SELECT extract(hour FROM hour AT TIME ZONE %(tz)s)::int, metric, n FROM desk_usage
-    WHERE metric = ANY(%(hod)s) AND {WHO}
+    WHERE {WHO} AND metric = ANY(%(hod)s)
       AND ((hour >= %(start_at)s AND hour < %(full_start_at)s)
            OR (hour >= %(full_end_at)s AND hour < %(end_at)s))) x
 GROUP BY 1, 2
 """
 
-CSV_SQL = ("SELECT to_char(day, 'YYYY-MM-DD') AS period, cart, metric, key, n, total "
-           f"FROM desk_usage_day WHERE day >= %(start)s AND day <= %(end)s AND {CARTS} "
-           "ORDER BY day, cart, metric, key")
-CSV_TOTAL_SQL = ("SELECT to_char(day, 'YYYY-MM-DD') AS period, metric, key, n, total "
-                 f"FROM desk_usage_day WHERE day >= %(start)s AND day <= %(end)s AND {WHO} "
-                 "ORDER BY day, metric, key")
+
+def csv_sql(per_cart: bool, one: bool) -> str:
+    if per_cart:
+        return ("SELECT to_char(day, 'YYYY-MM-DD') AS period, cart, metric, key, n, total "
+                f"FROM desk_usage_day WHERE {_carts(one)} AND day >= %(start)s "
+                "AND day <= %(end)s ORDER BY day, cart, metric, key")
+    return ("SELECT to_char(day, 'YYYY-MM-DD') AS period, metric, key, n, total "
+            f"FROM desk_usage_day WHERE {WHO} AND day >= %(start)s AND day <= %(end)s "
+            "ORDER BY day, metric, key")
 
 
 def params(start: dt.date, end: dt.date, tz: ZoneInfo, cart: str | None) -> dict[str, Any]:
@@ -188,7 +197,8 @@ def params(start: dt.date, end: dt.date, tz: ZoneInfo, cart: str | None) -> dict
         full_start = full_end = after
     return {"start": start, "end": end, "start_at": at(start), "end_at": at(after),
             "full_start": full_start, "full_end": full_end, "full_start_at": at(full_start),
-            "full_end_at": at(full_end), "tz": tz.key, "cart": cart, "hod": HOD_METRICS}
+            "full_end_at": at(full_end), "tz": tz.key, "cart": cart, "who": cart or "*",
+            "hod": HOD_METRICS}
 
 
 def read(db: Database, start: dt.date, end: dt.date, tz: ZoneInfo, cart: str | None, by: str
@@ -196,11 +206,11 @@ def read(db: Database, start: dt.date, end: dt.date, tz: ZoneInfo, cart: str | N
     """(per period, per cart over the range, per hour of day)."""
     p = params(start, end, tz, cart)
     series = db.query(series_sql(by), p)
-    per_cart = db.query(PER_CART_SQL, p)
+    per_cart = db.query(per_cart_sql(cart is not None), p)
     hod = [{**r, "key": ""} for r in db.query(HOD_SQL, p)]
     return series, per_cart, hod
 
 
 def read_csv(db: Database, start: dt.date, end: dt.date, tz: ZoneInfo, cart: str | None,
              per_cart: bool) -> list[dict[str, Any]]:
-    return db.query(CSV_SQL if per_cart else CSV_TOTAL_SQL, params(start, end, tz, cart))
+    return db.query(csv_sql(per_cart, cart is not None), params(start, end, tz, cart))

@@ -336,10 +336,9 @@ def test_charts_escape_what_they_show_and_parse_as_svg() -> None:
                             {"2026-12-01": 3})], stacked=True)
     assert "<script>" not in svg
     root = ET.fromstring(svg)
-    bars = [e for e in root.iter("{http://www.w3.org/2000/svg}rect") if "bar" in
-            e.get("class", "")] or [e for e in root.iter("rect") if "bar" in e.get("class", "")]
-    assert [b.get("data-value") for b in bars] == ["3", "0"]
-    assert bars[0].get("data-key") == hostile
+    group = next(g for g in root.iter("g") if "bar" in g.get("class", ""))
+    assert [b.get("data-value") for b in group.iter("rect")] == ["3", "0"]
+    assert group.get("data-key") == hostile
     assert "<script>" not in hbar_chart("r", [(hostile, hostile, 2.0)], "scan.rejected")
     ET.fromstring(hbar_chart("r", [(hostile, hostile, 2.0)], "scan.rejected"))
 

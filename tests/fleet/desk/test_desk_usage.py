@@ -72,8 +72,9 @@ def sql_counts(rig: DeskRig, start: dt.date, end: dt.date, fmt: str, cart: str |
 
 
 def page_bars(page: Any, chart: str) -> Counter[tuple[str, str, str]]:
-    bars = page.locator(f"#chart-{chart} rect.bar").evaluate_all(
-        "els => els.map(e => [e.dataset.period || '', e.dataset.metric, e.dataset.key, "
+    bars = page.locator(f"#chart-{chart} rect[data-value]").evaluate_all(
+        "els => els.map(e => [e.dataset.period || '', e.dataset.metric || "
+        "e.parentNode.dataset.metric, e.dataset.key ?? e.parentNode.dataset.key, "
         "Number(e.dataset.value)])")
     return Counter({(p, m, k): v for p, m, k, v in bars if v})
 
