@@ -37,6 +37,8 @@ def _nice_max(value: float) -> float:
 
 
 def _fmt(value: float) -> str:
+    if isinstance(value, int):
+        return str(value)
     return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
 
 
@@ -72,7 +74,9 @@ def bar_chart(title: str, categories: list[str], series: list[Series], stacked: 
     # One group per series (its class and what it counts); each bar carries its period and
     # value. Stacked bars start where the series below ended.
     base = dict.fromkeys(categories, 0.0)
+    safe = [escape(c) for c in categories]
     for si, s in enumerate(series):
+        label = escape(s.label)
         out.append(f'<g class="bar {escape(s.css)}" data-metric="{escape(s.metric)}" '
                    f'data-key="{escape(s.key)}">')
         for ci, cat in enumerate(categories):
@@ -80,10 +84,10 @@ def bar_chart(title: str, categories: list[str], series: list[Series], stacked: 
             h = plot_h * value / top
             x = PAD_L + slot * ci + slot * 0.1 + (0 if stacked else bar_w * si)
             y = PAD_T + plot_h - h - (plot_h * base[cat] / top if stacked else 0)
+            text = _fmt(value)
             out.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" '
-                       f'height="{max(h, 0):.1f}" data-period="{escape(cat)}" '
-                       f'data-value="{_fmt(value)}"><title>{escape(cat)} · {escape(s.label)}: '
-                       f"{_fmt(value)}</title></rect>")
+                       f'height="{max(h, 0):.1f}" data-period="{safe[ci]}" '
+                       f'data-value="{text}"><title>{safe[ci]} · {label}: {text}</title></rect>')
             if stacked:
                 base[cat] += value
         out.append("</g>")

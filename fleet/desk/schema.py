@@ -125,6 +125,8 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             n bigint NOT NULL,
             total double precision NOT NULL DEFAULT 0,
             PRIMARY KEY (cart, day, metric, key))""",
+        # Every cart's days of a range (the days before and after whole months).
+        "CREATE INDEX desk_usage_day_day ON desk_usage_day (day)",
         """CREATE TABLE desk_usage_month (
             month date NOT NULL,
             cart text NOT NULL,
