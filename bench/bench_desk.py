@@ -194,10 +194,11 @@ def _pages(client: Client, url: str, now: dt.datetime, rounds: int, carts: int, 
     month = today - dt.timedelta(days=29)
     r30, r365 = queries.Range(month, today, TZ), queries.Range(year, today, TZ)
 
-    def usage_sql(rng: queries.Range, cart: str | None) -> list[tuple[str, dict[str, Any]]]:
+    def usage_sql(rng: queries.Range, cart: str | None, by: str = "day"
+                  ) -> list[tuple[str, dict[str, Any]]]:
         params = usage.params(rng.start, rng.end, TZ, cart)
-        return [(usage.series_sql("day"), params), (usage.per_cart_sql(cart is not None),
-                                                     params), (usage.HOD_SQL, params)]
+        return [(usage.series_sql(by), params), (usage.per_cart_sql(cart is not None), params),
+                (usage.HOD_SQL, params)]
 
     fleet_params = {"q": "%", "limit": queries.PAGE_SIZE + 1, "offset": 0}
     pages: dict[str, tuple[str, list[tuple[str, Any]]]] = {
@@ -211,9 +212,13 @@ def _pages(client: Client, url: str, now: dt.datetime, rounds: int, carts: int, 
         "alarms": ("/alarms", [(queries.alarms_sql("open", False), {"cart": None,
                                                                      "limit": 200})]),
         "usage, 30 days": (f"/usage?from={month}&to={today}", usage_sql(r30, None)),
-        "usage, 365 days": (f"/usage?from={year}&to={today}", usage_sql(r365, None)),
-        "usage CSV export per cart, 365 days": (f"/usage.csv?from={year}&to={today}&per=cart",
-                                         [(usage.csv_sql(True, False),
+        "usage, 365 days (by week)": (f"/usage?from={year}&to={today}",
+                                      usage_sql(r365, None, "week")),
+        "usage, 365 days by day": (f"/usage?from={year}&to={today}&by=day",
+                                   usage_sql(r365, None)),
+        "usage CSV export per cart, 365 days by day": (
+            f"/usage.csv?from={year}&to={today}&per=cart&by=day",
+                                         [(usage.csv_sql(True, False, "day"),
                                            usage.params(year, today, TZ, None))]),
         "one cart (a year of rows)": ("/carts/bc-01", [
             (queries.timeline_sql("cart_transactions", False, False),
@@ -230,36 +235,45 @@ def _pages(client: Client, url: str, now: dt.datetime, rounds: int, carts: int, 
              {"cart": "bc-01", "types": ["locker.door_left_open"], "limit": 50})]),
     }
     rows: list[dict[str, Any]] = []
+    # The statement to show the plan of: the one with the highest median time on the page
+    # with the highest median time (one spike on a shared machine must not pick it).
     slowest: tuple[float, str, str, Any] = (0.0, "", "", None)
+    slowest_page = 0.0
     with psycopg.connect(url, options="-c TimeZone=UTC") as conn:
         for name, (path, statements) in pages.items():
             status, body, _ = client.request("GET", path)
             assert status == 200, (path, status, body[:300])
             page_ms = _time(lambda p=path: client.request("GET", p), rounds)
             sql_ms: list[float] = []
+            each: list[list[float]] = [[] for _ in statements]
             for _ in range(rounds):
                 total = 0.0
-                for sql, params in statements:
+                for i, (sql, params) in enumerate(statements):
                     t = time.perf_counter()
                     conn.execute(sql, params).fetchall()
                     spent = (time.perf_counter() - t) * 1000
+                    each[i].append(spent)
                     total += spent
-                    if spent > slowest[0]:
-                        slowest = (spent, name, sql, params)
                 sql_ms.append(total)
             page, raw = statistics.median(page_ms), statistics.median(sql_ms)
+            if page > slowest_page and "export" not in name:
+                slowest_page = page
+                i = max(range(len(statements)), key=lambda k: statistics.median(each[k]))
+                slowest = (statistics.median(each[i]), name, *statements[i])
             rows.append({"name": f"desk page: {name}", "p50_ms": round(page, 1),
                          "p99_ms": round(_p(page_ms, 0.99), 1),
                          "baseline": "raw SQL of the page", "baseline_ms": round(raw, 2),
                          "ratio": round(page / raw, 1) if raw else None,
-                         "target": "< 200 ms", "carts": carts, "transactions": txs,
+                         "target": "< 200 ms" if "export" not in name else "a download",
+                         "carts": carts, "transactions": txs,
                          "bytes": len(body)})
         plan = conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + slowest[2], slowest[3]).fetchall()
     text = "\n".join(r[0] for r in plan)
-    print(f"\nslowest page statement ({slowest[1]}, {slowest[0]:.1f} ms):\n{slowest[2]}\n{text}\n",
-          file=sys.stderr)
-    rows.append({"name": f"desk slowest statement ({slowest[1]})", "value": round(slowest[0], 1),
-                 "unit": "ms", "plan": text, "sql": slowest[2]})
+    print(f"\nslowest page ({slowest[1]}), its slowest statement ({slowest[0]:.1f} ms median):"
+          f"\n{slowest[2]}\n{text}\n", file=sys.stderr)
+    rows.append({"name": f"desk slowest page's slowest statement ({slowest[1]})",
+                 "value": round(slowest[0], 1), "unit": "ms (median)", "plan": text,
+                 "sql": slowest[2]})
     return rows
 
 

@@ -18,6 +18,7 @@ from fleet.desk.web import STATIC_DIR, DeskContext, Refusal, arg, parse_day, ren
 _CART = re.compile(CART_ID_PATTERN)
 MAX_RANGE_DAYS = 800
 MAX_HOURLY_DAYS = 14
+MAX_DAILY_DAYS = 92
 TX_TYPES = sorted({"parcel.deposit", "parcel.pickup", "meal.pickup", "ticket.issue",
                    "scan.rejected", "locker.open", "locker.open_failed", "locker.forced_open",
                    "locker.door_left_open", "locker.open_unconfirmed", "locker.open_interrupted",
@@ -65,8 +66,11 @@ def usage_range(ctx: DeskContext) -> tuple[queries.Range, str | None, str]:
     cart = arg("cart", 32).strip() or None
     if cart is not None:
         cart_arg(cart)
-    by = arg("by", 8, "day")
-    if by not in ("day", "hour") or (by == "hour" and (end - start).days >= MAX_HOURLY_DAYS):
+    # A year of daily bars is unreadable on a phone: long ranges are drawn by week unless
+    # the day is asked for (the CSV follows the same choice, so it has the same numbers).
+    by = arg("by", 8, "week" if (end - start).days >= MAX_DAILY_DAYS else "day")
+    if by not in ("day", "hour", "week") or (by == "hour"
+                                             and (end - start).days >= MAX_HOURLY_DAYS):
         by = "day"
     return queries.Range(start, end, ctx.tz), cart, by
 
@@ -147,12 +151,13 @@ def install(app: Bottle, ctx: DeskContext) -> None:
     @app.get("/usage.csv")
     def usage_csv() -> str:
         viewer(ctx)
-        rng, cart, _by = usage_range(ctx)
+        rng, cart, by = usage_range(ctx)
         per_cart = arg("per", 8) == "cart"
-        rows = usage.read_csv(ctx.db, rng.start, rng.end, ctx.tz, cart, per_cart)
+        rows = usage.read_csv(ctx.db, rng.start, rng.end, ctx.tz, cart, per_cart, by)
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\r\n")
-        writer.writerow(["day", "cart", "metric", "key", "count", "wait_total_s"])
+        writer.writerow(["week" if by == "week" else "hour" if by == "hour" else "day", "cart",
+                         "metric", "key", "count", "wait_total_s"])
         for r in rows:
             writer.writerow([r["period"], r["cart"] if per_cart else (cart or "*"), r["metric"],
                              _cell(r["key"]), r["n"], f"{float(r['total'] or 0):.0f}"])

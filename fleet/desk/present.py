@@ -83,6 +83,10 @@ def periods(rng: Range, by: str) -> list[str]:
         start = dt.datetime.combine(rng.start, dt.time())
         return [(start + dt.timedelta(hours=h)).strftime("%Y-%m-%d %H:00")
                 for h in range(rng.days * 24)]
+    if by == "week":
+        monday = rng.start - dt.timedelta(days=rng.start.weekday())
+        return [(monday + dt.timedelta(weeks=w)).isoformat()
+                for w in range((rng.end - monday).days // 7 + 1)]
     return [(rng.start + dt.timedelta(days=d)).isoformat() for d in range(rng.days)]
 
 

@@ -137,7 +137,12 @@ def _carts(one: bool) -> str:
 
 
 def series_sql(by: str) -> str:
-    """Per period: local day, or local hour for short ranges."""
+    """Per period: local day, local week (its Monday) for long ranges, or local hour for
+    short ones."""
+    if by == "week":
+        return ("SELECT to_char(date_trunc('week', day), 'YYYY-MM-DD') AS period, metric, key, "
+                "sum(n)::bigint AS n, sum(total) AS total FROM desk_usage_day "
+                f"WHERE {WHO} AND day >= %(start)s AND day <= %(end)s GROUP BY 1, 2, 3")
     if by == "hour":
         return ("SELECT to_char(hour AT TIME ZONE %(tz)s, 'YYYY-MM-DD HH24:00') AS period, "
                 "metric, key, n, total FROM desk_usage "
@@ -173,14 +178,20 @@ GROUP BY 1, 2
 """
 
 
-def csv_sql(per_cart: bool, one: bool) -> str:
-    if per_cart:
-        return ("SELECT to_char(day, 'YYYY-MM-DD') AS period, cart, metric, key, n, total "
-                f"FROM desk_usage_day WHERE {_carts(one)} AND day >= %(start)s "
-                "AND day <= %(end)s ORDER BY day, cart, metric, key")
-    return ("SELECT to_char(day, 'YYYY-MM-DD') AS period, metric, key, n, total "
-            f"FROM desk_usage_day WHERE {WHO} AND day >= %(start)s AND day <= %(end)s "
-            "ORDER BY day, metric, key")
+def csv_sql(per_cart: bool, one: bool, by: str = "day") -> str:
+    """The rows of the CSV: per period (as the charts), for the fleet or per cart."""
+    if by == "hour":
+        period, table, when = ("to_char(hour AT TIME ZONE %(tz)s, 'YYYY-MM-DD HH24:00')",
+                               "desk_usage", "hour >= %(start_at)s AND hour < %(end_at)s")
+    else:
+        period = ("to_char(date_trunc('week', day), 'YYYY-MM-DD')" if by == "week"
+                  else "to_char(day, 'YYYY-MM-DD')")
+        table, when = "desk_usage_day", "day >= %(start)s AND day <= %(end)s"
+    who = _carts(one) if per_cart else WHO
+    cart = "cart" if per_cart else "''"
+    return (f"SELECT {period} AS period, {cart} AS cart, metric, key, sum(n)::bigint AS n, "
+            f"sum(total) AS total FROM {table} WHERE {who} AND {when} "
+            "GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4")
 
 
 def params(start: dt.date, end: dt.date, tz: ZoneInfo, cart: str | None) -> dict[str, Any]:
@@ -212,5 +223,5 @@ def read(db: Database, start: dt.date, end: dt.date, tz: ZoneInfo, cart: str | N
 
 
 def read_csv(db: Database, start: dt.date, end: dt.date, tz: ZoneInfo, cart: str | None,
-             per_cart: bool) -> list[dict[str, Any]]:
-    return db.query(csv_sql(per_cart, cart is not None), params(start, end, tz, cart))
+             per_cart: bool, by: str = "day") -> list[dict[str, Any]]:
+    return db.query(csv_sql(per_cart, cart is not None, by), params(start, end, tz, cart))

@@ -14,6 +14,7 @@
     <select name="by" aria-label="粒度 granularity">
       <option value="day" {{'selected' if by == 'day' else ''}}>按天 per day</option>
       <option value="hour" {{'selected' if by == 'hour' else ''}}>按小时 per hour (≤ 14 天 days)</option>
+      <option value="week" {{'selected' if by == 'week' else ''}}>按周 per week</option>
     </select>
     <button class="btn small" type="submit">查看 Show</button>
   </form>

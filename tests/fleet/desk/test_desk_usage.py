@@ -58,10 +58,12 @@ def history(today: dt.date, rnd: random.Random) -> list[tuple[str, dt.datetime, 
     return sorted(out, key=lambda t: t[1])
 
 
-def sql_counts(rig: DeskRig, start: dt.date, end: dt.date, fmt: str, cart: str | None = None
-               ) -> Counter[tuple[str, str, str]]:
+def sql_counts(rig: DeskRig, start: dt.date, end: dt.date, fmt: str, cart: str | None = None,
+               week: bool = False) -> Counter[tuple[str, str, str]]:
+    local = "at AT TIME ZONE 'Asia/Shanghai'"
+    period = f"date_trunc('week', {local})" if week else local
     rows = rig.sql(
-        "SELECT to_char(at AT TIME ZONE 'Asia/Shanghai', %s), type, CASE type "
+        f"SELECT to_char({period}, %s), type, CASE type "
         "WHEN 'ticket.issue' THEN data->>'service' WHEN 'scan.rejected' THEN data->>'reason' "
         "ELSE '' END, count(*) FROM cart_transactions WHERE at >= %s AND at < %s "
         "AND type IN ('parcel.deposit', 'parcel.pickup', 'meal.pickup', 'ticket.issue', "
@@ -149,6 +151,15 @@ def test_the_charts_numbers_equal_sql_counts_of_the_same_rows(
     hourly = sql_counts(rig, day, day, "YYYY-MM-DD HH24:00", cart="bc-90")
     shown = page_bars(page, "parcels") + page_bars(page, "meals") + page_bars(page, "tickets")
     assert shown == Counter({k: v for k, v in hourly.items() if k[1] != "scan.rejected"})
+
+    # By week (what a long range gets by default): weeks start on Monday, local time.
+    page.goto(rig.base + f"/usage?from={start}&to={today}&by=week")
+    weekly = sql_counts(rig, start, today, "YYYY-MM-DD", week=True)
+    shown = page_bars(page, "parcels") + page_bars(page, "meals") + page_bars(page, "tickets")
+    assert shown == Counter({k: v for k, v in weekly.items() if k[1] != "scan.rejected"})
+    year = http(rig, "GET", f"/usage?from={today - dt.timedelta(days=364)}&to={today}",
+                cookie=cookie)
+    assert '<option value="week" selected>' in year.body
 
 
 def _totals(counts: Counter[tuple[str, str, str]]) -> Counter[tuple[str, str, str]]:
