@@ -136,12 +136,19 @@ class DeskRig:
             "WHERE key = 'follow_cursor')")[0][0] == 0, timeout_s=20, what="the desk caught up")
 
     def close(self) -> None:
-        if self.desk is not None:
-            self.desk.stop()
-        for cart in self.carts.values():
-            cart.close()
-        self.ingest.stop()
-        self.broker.close()
+        """Everything is stopped, even when one part fails to (no broker left behind)."""
+        try:
+            if self.desk is not None:
+                self.desk.stop()
+        finally:
+            try:
+                for cart in self.carts.values():
+                    cart.close()
+            finally:
+                try:
+                    self.ingest.stop()
+                finally:
+                    self.broker.close()
 
 
 class Reply:
