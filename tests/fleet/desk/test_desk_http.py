@@ -101,3 +101,29 @@ def test_records_with_hostile_text_are_shown_and_exported_as_text(bare: DeskRig)
     csv = http(bare, "GET", "/usage.csv?per=cart", cookie=cookie).body
     assert "'=HYPERLINK" in csv and "\n=HYPERLINK" not in csv.replace(",", "\n")
     assert json.dumps("<script>")  # (the page escaped it; the CSV keeps the text)
+
+
+def test_the_desk_hears_the_fleet_again_after_the_broker_restarts(bare: DeskRig) -> None:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from tests.support import wait_for
+
+    def say(cart: str, state: str) -> None:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2)
+        client.connect("127.0.0.1", bare.broker.port)
+        client.loop_start()
+        info = client.publish(f"carts/{cart}/status", json.dumps(
+            {"state": state, "at": "2026-12-01T00:00:00Z"}), qos=1, retain=True)
+        info.wait_for_publish(5)
+        client.disconnect()
+        client.loop_stop()
+
+    say("bc-31", "online")
+    wait_for(lambda: bare.sql("SELECT state FROM desk_carts WHERE cart = 'bc-31'")
+             == [("online",)], timeout_s=10, what="the first status")
+    bare.broker.kill()  # gone without a word; paho in the desk reconnects by itself
+    bare.broker.start()
+    say("bc-31", "offline")
+    wait_for(lambda: bare.sql("SELECT state FROM desk_carts WHERE cart = 'bc-31'")
+             == [("offline",)], timeout_s=30, what="a status after the restart")
