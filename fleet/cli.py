@@ -19,16 +19,18 @@ from typing import Any
 
 from fleet.client import PROTOCOLS, BrokerOptions, FleetError
 from fleet.control import (
+    CartOffline,
     Signer,
     check_cart,
-    collect_status,
     command_args,
-    format_status,
+    no_answer_reason,
     push_config,
     read_config_file,
     send_command,
 )
 from fleet.keys import (
+    SERVICE_CLAIMS,
+    SERVICES,
     BadInput,
     check_kid,
     issue_token,
@@ -38,6 +40,7 @@ from fleet.keys import (
     read_signing_key,
     write_qr_png,
 )
+from fleet.status import collect_status, format_status
 
 
 class _Parser(argparse.ArgumentParser):
@@ -71,21 +74,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--kid", default="k1")
 
-    p = sub.add_parser("issue-token", help="print a signed QR token")
-    p.add_argument("--key", required=True)
-    p.add_argument("--kid", required=True)
-    p.add_argument("--svc", required=True)
-    p.add_argument("--cart")
-    p.add_argument("--ttl", default="2h")
-    p.add_argument("--claim", action="append", default=[], metavar="K=V")
-    p.add_argument("--png", type=Path)
+    p = sub.add_parser(
+        "issue-token", help="print a signed QR token",
+        description="Print a signed QR token (JWS, EdDSA) for residents, couriers and staff.",
+        epilog="claims each service needs: " + "; ".join(
+            f"{svc}: {need}" for svc, need in SERVICE_CLAIMS.items())
+        + ". Example: cart-fleet issue-token --key keys/k1.pem --kid k1 --svc ticket "
+          "--claim service=gov --png t.png")
+    p.add_argument("--key", required=True, metavar="PEM",
+                   help="the token issuer's Ed25519 private key (from cart-fleet keygen)")
+    p.add_argument("--kid", required=True,
+                   help="its key id, as carts list it in security.token_keys")
+    p.add_argument("--svc", required=True, choices=SERVICES,
+                   help="what the token is for: %(choices)s")
+    p.add_argument("--cart", help="the only cart where it is valid (default: any cart)")
+    p.add_argument("--ttl", default="2h",
+                   help="how long it stays valid: 90s, 15m, 2h, 7d (default: %(default)s)")
+    p.add_argument("--claim", action="append", default=[], metavar="K=V",
+                   help="a claim; the value is JSON when it parses (items='[\"米饭\"]'), "
+                        "else text; repeat for more")
+    p.add_argument("--png", type=Path, metavar="FILE", help="also write the QR code as a PNG")
 
-    p = sub.add_parser("push-config", help="publish a desired config (retained)")
+    p = sub.add_parser(
+        "push-config", help="publish a desired config (retained)",
+        description="Check a partial config with the cart's own models, then publish it "
+                    "retained to P/CART/config/desired (or P/_all/... with --all).")
     target = p.add_mutually_exclusive_group(required=True)
-    target.add_argument("--cart")
-    target.add_argument("--all", action="store_true")
-    p.add_argument("--version", type=int, required=True)
-    p.add_argument("file")
+    target.add_argument("--cart", help="the cart it is for")
+    target.add_argument("--all", action="store_true", help="every cart (the cart's own wins)")
+    p.add_argument("--version", type=int, required=True,
+                   help="must be higher than the version retained now")
+    p.add_argument("--force", action="store_true",
+                   help="publish even when the version is not higher than the retained one")
+    p.add_argument("file", help="partial config, TOML or JSON")
     _signing_flags(p)
     _broker_flags(p)
 
@@ -101,6 +122,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=10.0)
     _signing_flags(p)
     _broker_flags(p)
+
+    p = sub.add_parser(
+        "desk", help="the fleet dashboard (web)",
+        description="Serve the fleet manager's desk: a web dashboard over the ingest's "
+                    "PostgreSQL tables and the carts' live topics.")
+    p.add_argument("--db", required=True, metavar="URL",
+                   help="the ingest's PostgreSQL database, postgresql://USER@HOST/DB")
+    p.add_argument("--listen", default="127.0.0.1:8780", metavar="HOST:PORT",
+                   help="where to serve the pages (default %(default)s)")
+    p.add_argument("--timezone", default="Asia/Shanghai",
+                   help="local time of the pages and of the usage days (default %(default)s)")
+    p.add_argument("--offline-alarm", default="10m", metavar="TTL",
+                   help="raise an alarm for a cart offline longer than this (default "
+                        "%(default)s)")
+    p.add_argument("--table", default="cart_transactions",
+                   help="the ingest's transactions table (default %(default)s)")
+    p.add_argument("--trusted-proxy", metavar="IP",
+                   help="a TLS reverse proxy in front of the desk: its X-Forwarded-Proto is "
+                        "believed, so cookies are marked Secure")
+    p.add_argument("--key", metavar="PEM",
+                   help="the fleet key (Ed25519 private key) that signs pushes and commands")
+    p.add_argument("--kid", help="its key id, as carts list it in security.fleet_keys")
+    _broker_flags(p)
+
+    p = sub.add_parser("desk-user", help="add, remove or list the desk's users",
+                       description="Manage who may log in to the desk. A manager may act "
+                                   "(push configs, send commands, acknowledge alarms); a "
+                                   "viewer only looks.")
+    p.add_argument("action", choices=("add", "remove", "list"),
+                   help="add (or reset the password and role of) a user, remove one, list")
+    p.add_argument("name", nargs="?", help="the user name (add, remove)")
+    p.add_argument("--role", choices=("manager", "viewer"), default="viewer",
+                   help="with add: what the user may do (default %(default)s)")
+    p.add_argument("--password-stdin", action="store_true",
+                   help="with add: read the password from the first line of stdin instead "
+                        "of asking twice")
+    p.add_argument("--db", required=True, metavar="URL", help="the desk's PostgreSQL database")
 
     p = sub.add_parser("ingest", help="the reference central ingest")
     p.add_argument("--db", default="ingest.db", help="SQLite path or postgresql:// URL")
@@ -154,8 +212,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.cmd == "push-config":
         target = "_all" if args.all else check_cart(args.cart)
         config = read_config_file(args.file)
-        topic = push_config(_options(args), target, args.version, config, _signer(args))
-        print(f"published version {args.version} to {topic} (retained)")
+        pushed = push_config(_options(args), target, args.version, config, _signer(args),
+                             force=args.force)
+        for note in pushed.notes:
+            print(f"cart-fleet: note: {note}", file=sys.stderr)
+        print(f"published version {args.version} to {pushed.topic} (retained)")
         return 0
     if args.cmd == "status":
         rows = collect_status(_options(args), max(0.1, args.wait))
@@ -164,14 +225,27 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.cmd == "command":
         check_cart(args.cart)
-        result = send_command(_options(args), args.cart, args.name,
-                              command_args(args.name, args.args), _signer(args), args.timeout)
-        if result is None:
-            print(f"cart-fleet: no answer from cart {args.cart} within {args.timeout:g} s",
+        try:
+            outcome = send_command(_options(args), args.cart, args.name,
+                                   command_args(args.name, args.args), _signer(args),
+                                   args.timeout)
+        except CartOffline as exc:
+            print(f"cart-fleet: {exc}", file=sys.stderr)
+            return 1
+        if outcome.result is None:
+            print(f"cart-fleet: {no_answer_reason(args.cart, outcome, args.timeout)}",
                   file=sys.stderr)
             return 1
-        print(json.dumps(result, ensure_ascii=False))
-        return 0 if result.get("ok") is True else 1
+        print(json.dumps(outcome.result, ensure_ascii=False))
+        return 0 if outcome.result.get("ok") is True else 1
+    if args.cmd == "desk":
+        from fleet.desk.cli import run_desk
+
+        return run_desk(args, _options(args), _signer(args))
+    if args.cmd == "desk-user":
+        from fleet.desk.cli import desk_user
+
+        return desk_user(args)
     if args.cmd == "ingest":
         return _ingest(args)
     raise BadInput(f"unknown command {args.cmd}")

@@ -14,9 +14,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.config import KEY_ID_PATTERN
+from agent.flows.refusals import ScanRefused
+from agent.flows.tokens import BASE_SERVICES, TokenVerifier
 from agent.jws import b64url_encode, encode_public_key, load_private_key, sign
 
-RESERVED_CLAIMS = {"svc", "jti", "cart", "exp", "nbf"}
+RESERVED_CLAIMS = {"svc", "jti", "cart", "exp", "nbf", "iat"}
+SERVICES = BASE_SERVICES  # what a cart accepts in `svc` (CONTRACT.md section 3)
+# The claims each service needs, for --help and for the error when one is missing.
+SERVICE_CLAIMS = {"parcel": "parcel=TRACKING", "meal": "order=ID items='[\"...\"]' [name=...] "
+                  "[compartment=ID]", "ticket": "service=CODE", "courier": "sub=ID [name=...]"}
 _TTL = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
 
@@ -87,13 +93,24 @@ def issue_token(key: Ed25519PrivateKey, kid: str, svc: str, cart: str | None = N
                 ttl_s: float = 7200, claims: dict[str, Any] | None = None,
                 now: float | None = None) -> str:
     check_kid(kid)
+    if svc not in SERVICES:
+        raise BadInput(f"unknown service {svc!r}: use one of {', '.join(SERVICES)}")
     extra = claims or {}
     clash = sorted(RESERVED_CLAIMS & set(extra))
     if clash:
         raise BadInput(f"claim(s) {', '.join(clash)} are set by their own options")
+    try:
+        # The cart's own check of the claims a service needs: a token it would refuse
+        # as bad_claims is not issued.
+        TokenVerifier._check_shape(svc, extra)
+    except ScanRefused as exc:
+        raise BadInput(f"--svc {svc} needs {SERVICE_CLAIMS[svc]}: {exc.detail}") from None
+    if ttl_s < 1:
+        raise BadInput("the ttl must be at least 1 s")
     issued = int(time.time() if now is None else now)
+    # iat: when it was issued, evidence of the time for a cart's clock (CONTRACT.md section 6).
     body: dict[str, Any] = {"svc": svc, "jti": b64url_encode(secrets.token_bytes(16)),
-                            "nbf": issued, "exp": issued + int(ttl_s)}
+                            "iat": issued, "nbf": issued, "exp": issued + int(ttl_s)}
     if cart:
         body["cart"] = cart
     body.update(extra)

@@ -12,7 +12,7 @@ import pytest
 from agent.jws import key_map, verify
 from fleet.cli import main
 from tests.mqtt_broker import free_port
-from tests.sync.synckit import CART, REPORTED, wait_until
+from tests.sync.synckit import CART, CMD, REPORTED, RESULT, STATUS, wait_until
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -137,3 +137,159 @@ def test_push_status_and_commands_against_a_running_cart(
 
     code, _, err = run(capsys, "command", "bc-77", "ping", "--port", port, "--timeout", "0.3")
     assert code == 1 and "no answer from cart bc-77" in err
+
+
+def test_issue_token_help_documents_every_option(capsys):
+    from fleet.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "cmd").choices["issue-token"]
+    with pytest.raises(SystemExit) as exc:
+        main(["issue-token", "--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    for action in sub._actions:
+        assert action.help, f"{action.option_strings} has no help"
+        for option in action.option_strings:
+            assert option in text
+    for svc in ("parcel", "meal", "ticket", "courier"):
+        assert svc in text
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--svc", "bogus"], "invalid choice: 'bogus'"),
+    (["--svc", "ticket"], "needs service=CODE"),
+    (["--svc", "meal", "--claim", "order=A-1"], "claim 'items' must be a list"),
+    (["--svc", "parcel", "--claim", "iat=5", "--claim", "parcel=SF1"], "iat"),
+])
+def test_issue_token_refuses_what_a_cart_would_refuse(tmp_path: Path, capsys, argv, says):
+    main(["keygen", "--out", str(tmp_path), "--kid", "k1"])
+    capsys.readouterr()
+    argv = ["issue-token", "--key", str(tmp_path / "k1.pem"), "--kid", "k1", *argv]
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own refusal (choices)
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert says in err
+
+
+def _retained(port: int, topic: str) -> dict | None:
+    from fleet.client import BrokerOptions
+    from fleet.control import decode_control
+    from fleet.watch import read_retained
+
+    payload = read_retained(BrokerOptions(port=port), [topic]).get(topic)
+    return decode_control(payload) if payload else None
+
+
+def test_push_config_checks_the_document_with_the_cart_models(tmp_path, broker, capsys):
+    port = str(broker.port)
+    desired = f"carts/{CART}/config/desired"
+    cases = {
+        'colour = "red"\n': "colour: unknown key",
+        '[mqtt]\ncolour = "red"\n': "mqtt.colour: unknown key",
+        "[mqtt]\nport = 99999\n": "mqtt.port: Input should be less than or equal to 65535",
+        '[[locker.compartments]]\nid = "A01"\nboard = 1\n': "locker.compartments[0].lock: "
+                                                          "Field required",
+        'data_dir = "/tmp/x"\n': "data_dir: must not be pushed",
+        "[mqtt]\nenabled = false\n": "mqtt.enabled: must not be pushed as false",
+    }
+    for i, (text, says) in enumerate(cases.items()):
+        conf = tmp_path / f"bad{i}.toml"
+        conf.write_text(text)
+        code, out, err = run(capsys, "push-config", "--cart", CART, "--version", "13",
+                             str(conf), "--port", port)
+        assert code == 2 and out == "", text
+        assert says in err, err
+    assert _retained(broker.port, desired) is None  # nothing was published
+
+    # A rule that needs other keys the cart's file may hold: a note, and it is published.
+    conf = tmp_path / "printer.toml"
+    conf.write_text('[printer]\nkind = "network"\nport = 9100\n')
+    code, out, err = run(capsys, "push-config", "--cart", CART, "--version", "13", str(conf),
+                         "--port", port)
+    assert code == 0, err
+    assert "note: printer: kind = 'network' needs host" in err
+    assert _retained(broker.port, desired) == {"version": 13, "config": {
+        "printer": {"kind": "network", "port": 9100}}}
+
+
+def test_push_config_refuses_a_version_not_above_the_retained_one(tmp_path, broker, capsys):
+    port = str(broker.port)
+    desired = "carts/_all/config/desired"
+    conf = tmp_path / "c.toml"
+    conf.write_text('log_level = "WARNING"\n')
+    assert run(capsys, "push-config", "--all", "--version", "13", str(conf), "--port",
+               port)[0] == 0
+    for version in ("5", "13"):
+        code, out, err = run(capsys, "push-config", "--all", "--version", version, str(conf),
+                             "--port", port)
+        assert code == 2 and out == ""
+        assert f"version {version} is not higher than version 13 retained for _all" in err
+        assert "--version 14" in err
+    assert _retained(broker.port, desired)["version"] == 13
+    code, _out, err = run(capsys, "push-config", "--all", "--version", "5", str(conf),
+                          "--port", port, "--force")
+    assert code == 0, err
+    assert _retained(broker.port, desired)["version"] == 5
+
+
+def test_command_to_an_offline_cart_is_not_sent_and_would_be_lost(
+        tmp_path, broker, make_cart, make_watcher, capsys):
+    """What the broker really does with a command for a disconnected cart: accepts it and
+    delivers it to nobody; the cart does not run it when it comes back."""
+    port = str(broker.port)
+    cart = make_cart(broker.port).start()
+    cart.wait_online()
+    watcher = make_watcher(broker.port, [RESULT, STATUS])
+    cart.stop()  # a clean stop: the cart publishes its offline status itself
+    watcher.wait_for(STATUS, lambda d: d["state"] == "offline")
+
+    code, out, err = run(capsys, "command", CART, "ping", "--port", port, "--timeout", "2")
+    assert code == 1 and out == ""
+    assert f"cart {CART} is offline" in err and "nothing was sent" in err
+    assert "session is clean" in err
+
+    # Sent anyway (by hand, bypassing the check): the broker acknowledges it...
+    watcher.publish(CMD, json.dumps({"id": "cmd-while-away", "name": "open_compartment",
+                                     "args": {"compartment": "02"}}))
+    # ...and when the cart is back it never receives it: not queued, not retained.
+    cart.start()
+    cart.wait_online()
+    watcher.wait_for(STATUS, lambda d: d["state"] == "online")
+    code, out, _ = run(capsys, "command", CART, "open_compartment", "compartment=01",
+                       "--port", port, "--timeout", "5")
+    assert code == 0 and json.loads(out)["ok"] is True  # the cart does answer commands now
+    assert cart.executed == [("open_compartment", {"compartment": "01"})]
+    assert [r["id"] for r in watcher.on(RESULT)] == [json.loads(out)["id"]]
+
+
+def test_command_without_answer_says_what_became_of_it(broker, capsys):
+    code, _, err = run(capsys, "command", "bc-77", "ping", "--port", str(broker.port),
+                       "--timeout", "0.3")
+    assert code == 1
+    assert "no answer from cart bc-77 within 0.3 s" in err
+    assert "the broker has no status from bc-77" in err and "delivered it to nobody" in err
+
+
+def test_push_config_reads_the_retained_version_under_the_fleet_acl(tmp_path, capsys):
+    """With config/mosquitto/acl the fleet user may read what it retained: without that the
+    version check would find nothing and let an older version replace a newer one."""
+    from tests.mqtt_broker import ACL_FILE, MosquittoBroker, make_password_file
+
+    passwd = make_password_file(tmp_path / "passwd", {"fleet": "fleet-pw"})
+    broker = MosquittoBroker(tmp_path / "acl-broker", password_file=passwd,
+                             acl_file=ACL_FILE).start()
+    try:
+        conf = tmp_path / "c.toml"
+        conf.write_text('log_level = "WARNING"\n')
+        login = ["--port", str(broker.port), "--username", "fleet", "--password", "fleet-pw"]
+        assert run(capsys, "push-config", "--cart", CART, "--version", "13", str(conf),
+                   *login)[0] == 0
+        code, _out, err = run(capsys, "push-config", "--cart", CART, "--version", "5",
+                              str(conf), *login)
+        assert code == 2 and "not higher than version 13" in err
+    finally:
+        broker.close()
