@@ -17,9 +17,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from agent import config_rules as rules
+from agent.config_rules import KEY_MAPS, CrossFieldError
+from agent.contract import CART_ID_PATTERN, KEY_ID_PATTERN
+
 DEFAULT_PATH = "/etc/cart-agent/agent.toml"
-CART_ID_PATTERN = r"^[a-z0-9-]{1,32}$"
-KEY_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 
 Seconds = Annotated[float, Field(gt=0, le=86_400)]
 Port = Annotated[int, Field(ge=1, le=65_535)]
@@ -54,13 +56,8 @@ class MqttConfig(Strict):
     config_rollback_s: Seconds = 300.0
 
     @model_validator(mode="after")
-    def _tls_files(self) -> MqttConfig:
-        if bool(self.cert_file) != bool(self.key_file):
-            raise ValueError("cert_file and key_file go together")
-        if self.password and self.password_file:
-            raise ValueError("give password or password_file, not both")
-        if self.reconnect_min_s > self.reconnect_max_s:
-            raise ValueError("reconnect_min_s must not exceed reconnect_max_s")
+    def _rules(self) -> MqttConfig:
+        rules.check("mqtt", self.model_dump())
         return self
 
 
@@ -101,18 +98,8 @@ class PrinterConfig(Strict):
         return (self.font_path,) if isinstance(self.font_path, str) else tuple(self.font_path)
 
     @model_validator(mode="after")
-    def _per_kind(self) -> PrinterConfig:
-        if self.kind == "network":
-            if not self.host:
-                raise ValueError("kind = 'network' needs host")
-            if not isinstance(self.port, int):
-                raise ValueError("kind = 'network' needs a numeric port")
-        if self.kind == "serial" and not isinstance(self.port, str):
-            raise ValueError("kind = 'serial' needs port as a device path")
-        if self.kind == "usb" and (self.vendor_id is None or self.product_id is None):
-            raise ValueError("kind = 'usb' needs vendor_id and product_id")
-        if self.kind == "file" and not self.path:
-            raise ValueError("kind = 'file' needs path")
+    def _rules(self) -> PrinterConfig:
+        rules.check("printer", self.model_dump())
         return self
 
 
@@ -136,22 +123,8 @@ class LockerConfig(Strict):
     compartments: Annotated[list[CompartmentConfig], Field(max_length=255)] = []
 
     @model_validator(mode="after")
-    def _unique(self) -> LockerConfig:
-        seen_ids: set[str] = set()
-        seen_locks: set[tuple[int, int]] = set()
-        for i, comp in enumerate(self.compartments):
-            if comp.id in seen_ids:
-                raise ValueError(f"compartments[{i}].id: duplicate id {comp.id!r}")
-            if (comp.board, comp.lock) in seen_locks:
-                raise ValueError(
-                    f"compartments[{i}]: board {comp.board} lock {comp.lock} used twice"
-                )
-            if self.protocol == "kerong" and (comp.board > 15 or comp.lock > 16):
-                raise ValueError(f"compartments[{i}]: kerong boards are 0-15, locks 1-16")
-            if self.protocol == "bs" and comp.board < 1:
-                raise ValueError(f"compartments[{i}].board: bs boards are 1-255")
-            seen_ids.add(comp.id)
-            seen_locks.add((comp.board, comp.lock))
+    def _rules(self) -> LockerConfig:
+        rules.check("locker", self.model_dump())
         return self
 
 
@@ -171,7 +144,6 @@ DEMO_PUBLIC_KEYS = {
     "wMKVxolAzI9HcUmFiXODPZGrP39LI3RFtxMeqPEGuV0": "demo-issuer",
     "-6PHryDXz1eRZ8iIGT7pbHRzUL9D50WYXdYtdg-YFFw": "demo-fleet",
 }
-KEY_MAPS = ("token_keys", "fleet_keys", "root_keys")
 
 
 class SecurityConfig(Strict):
@@ -199,19 +171,8 @@ class SecurityConfig(Strict):
         return keys
 
     @model_validator(mode="after")
-    def _one_job_per_key(self) -> SecurityConfig:
-        seen: dict[str, str] = {}
-        for name in KEY_MAPS:
-            for kid, value in getattr(self, name).items():
-                other = seen.get(value.strip())
-                if other is not None and not other.startswith(name + "."):
-                    raise ValueError(f"{name}.{kid}: the same key is already in {other}; "
-                                     "a key has one job")
-                seen.setdefault(value.strip(), f"{name}.{kid}")
-        shared = set(self.fleet_keys) & set(self.root_keys)
-        if shared:
-            raise ValueError(f"root_keys and fleet_keys share key id(s) {sorted(shared)}: "
-                             "a signature must say which of the two signed it")
+    def _rules(self) -> SecurityConfig:
+        rules.check("security", self.model_dump())
         return self
 
 
@@ -306,31 +267,62 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
 
 
 def problems_from(exc: ValidationError) -> list[str]:
+    """One line per field error, key path first. A broken rule between fields is left out:
+    `rule_problems` reports those, under their own keys, whether or not the fields passed."""
     lines = []
     for err in exc.errors(include_url=False, include_input=False):
+        if isinstance(err.get("ctx", {}).get("error"), CrossFieldError):
+            continue
         msg = err["msg"].removeprefix("Value error, ")
         lines.append(f"{_key_path(tuple(err['loc']))}: {msg}")
     return lines
 
 
-def demo_key_problems(cfg: AgentConfig) -> list[str]:
-    if cfg.demo:
+def _defaults(model: type[BaseModel]) -> dict[str, Any]:
+    return {name: f.default for name, f in model.model_fields.items() if not f.is_required()}
+
+
+def rule_problems(document: dict[str, Any]) -> list[str]:
+    """The rules between fields (agent/config_rules.py), on the document as written with the
+    defaults under it, so they are reported together with the field errors."""
+    models: dict[str, type[BaseModel]] = {"mqtt": MqttConfig, "printer": PrinterConfig,
+                                          "locker": LockerConfig, "security": SecurityConfig}
+    lines = []
+    for table, check in rules.TABLES.items():
+        written = document.get(table, {})
+        if not isinstance(written, dict):
+            continue
+        values = {**_defaults(models[table]), **written}
+        lines += [f"{table}.{key}: {why}" for key, why in check(values)]
+    return lines
+
+
+def demo_key_problems(document: dict[str, Any]) -> list[str]:
+    if document.get("demo") is True:
+        return []
+    security = document.get("security")
+    if not isinstance(security, dict):
         return []
     return [f"security.{name}.{kid}: is the published {DEMO_PUBLIC_KEYS[value.strip()]} key "
             "(its private key is in config/demo-keys/ for anyone to read); only a config "
             "that says demo = true may trust it"
-            for name in KEY_MAPS for kid, value in getattr(cfg.security, name).items()
-            if value.strip() in DEMO_PUBLIC_KEYS]
+            for name in KEY_MAPS if isinstance(security.get(name), dict)
+            for kid, value in security[name].items()
+            if isinstance(value, str) and value.strip() in DEMO_PUBLIC_KEYS]
 
 
 def validate(document: dict[str, Any]) -> AgentConfig:
+    """The config, or ConfigError naming every problem found, in one pass: field errors, the
+    rules between fields and the demo keys together."""
+    cfg: AgentConfig | None = None
+    problems: list[str] = []
     try:
         cfg = AgentConfig.model_validate(document)
     except ValidationError as exc:
-        raise ConfigError(problems_from(exc)) from None
-    problems = demo_key_problems(cfg)
-    if problems:
-        raise ConfigError(problems)
+        problems = problems_from(exc)
+    problems += rule_problems(document) + demo_key_problems(document)
+    if problems or cfg is None:
+        raise ConfigError(list(dict.fromkeys(problems)) or ["(top level): not a valid config"])
     return cfg
 
 
@@ -383,42 +375,6 @@ def load(path: str | Path, *layers: dict[str, Any]) -> AgentConfig:
     for layer in layers:
         document = overlay(document, layer)
     return validate(document)
-
-
-def check_data_dir(cfg: AgentConfig) -> list[str]:
-    """Operational check the models cannot make: data_dir must be writable, or creatable."""
-    data_dir = Path(cfg.data_dir)
-    probe = data_dir
-    while not probe.exists():
-        if probe.parent == probe:
-            break
-        probe = probe.parent
-    if probe.exists() and not probe.is_dir():
-        return [f"data_dir: {probe} is not a directory"]
-    if not os.access(probe, os.W_OK | os.X_OK):
-        what = "is not writable" if probe == data_dir else f"cannot be created in {probe}"
-        return [f"data_dir: {data_dir} {what}"]
-    return []
-
-
-def check_files(cfg: AgentConfig) -> list[str]:
-    """Files the config names must be there and readable before the daemon relies on them."""
-    wanted: list[tuple[str, str]] = []
-    m = cfg.mqtt
-    if m.enabled and m.password_file:
-        wanted.append(("mqtt.password_file", m.password_file))
-    if m.enabled and m.tls:
-        wanted += [(f"mqtt.{k}", v) for k, v in (("ca_file", m.ca_file),
-                                                 ("cert_file", m.cert_file),
-                                                 ("key_file", m.key_file)) if v]
-    problems = []
-    for key, name in wanted:
-        path = Path(name)
-        if not path.is_file():
-            problems.append(f"{key}: {name} does not exist")
-        elif not os.access(path, os.R_OK):
-            problems.append(f"{key}: {name} is not readable")
-    return problems
 
 
 def mqtt_password(cfg: MqttConfig) -> str | None:

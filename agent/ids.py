@@ -7,10 +7,11 @@ import os
 import threading
 import time
 
-_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+from agent.contract import ULID_ALPHABET
+
 # RFC 4648 base32 (C speed) mapped onto Crockford's alphabet. 20 bytes give exactly 32
 # characters; the last 26 hold the 128-bit value behind two zero bits, as a ULID does.
-_TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET.encode())
+_TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", ULID_ALPHABET.encode())
 _lock = threading.Lock()
 _last_ms = 0
 _last_rand = 0
@@ -29,7 +30,3 @@ def new_ulid(now_ms: int | None = None) -> str:
         _last_ms, _last_rand = ms, rand
     value = (ms << 80) | rand
     return base64.b32encode(value.to_bytes(20, "big"))[6:].translate(_TO_CROCKFORD).decode()
-
-
-def is_ulid(text: str) -> bool:
-    return len(text) == 26 and all(c in _ALPHABET for c in text) and text[0] in "01234567"

@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         try:
             produced = module.run(quick=args.quick)
-        except Exception as exc:  # one broken benchmark must not hide the others' figures
+        except Exception as exc:  # noqa: BLE001 - one broken benchmark must not hide the rest
             failures.append(f"{name}: {type(exc).__name__}: {exc}")
             continue
         for row in produced:

@@ -74,7 +74,7 @@ def durable_drain(tmp: Path, port: int, n: int) -> float:
     ingest = start_ingest(port, tmp / "ingest.db")
     stop = threading.Event()
     service = SyncService(cfg, str(tmp / "unused.toml"), store, health_snapshot=dict,
-                          command_handler=lambda _n, _a: None, on_config=lambda _c: None,
+                          command_handler=lambda _n, _a: None, hand_over=lambda _c: None,
                           started_at=time.time())
     thread = threading.Thread(target=service.run, args=(stop,), daemon=True)
     try:

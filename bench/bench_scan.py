@@ -19,10 +19,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent import jws
 from agent.config import validate
-from agent.daemon import Daemon
 from agent.devices.sim.cart import COMPARTMENTS, SimulatedCart
+from agent.runtime.daemon import Daemon
+from agent.runtime.systemd import Notifier
 from agent.store import Store
-from agent.systemd import Notifier
 from fleet.keys import issue_token
 
 
@@ -55,8 +55,8 @@ def run(quick: bool = False) -> list[dict[str, object]]:
         thread = threading.Thread(target=daemon.run, daemon=True)
         thread.start()
         try:
-            _wait(lambda: "locker" in daemon.devices and all(
-                v is not None for v in daemon.devices["locker"].door_states().values()))
+            _wait(lambda: daemon.devices.locker is not None and all(
+                v is not None for v in daemon.devices.locker.door_states().values()))
             comp = COMPARTMENTS[0]
             latencies: list[float] = []
             line_len = 0

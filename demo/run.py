@@ -24,8 +24,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from agent.admin.control_client import call
 from agent.config import AgentConfig, load, overlay, read_document, validate
-from agent.control import call
 from agent.devices.sim.cart import SimulatedCart
 from demo.walk import REPO, Demo, Screen, say, walk
 

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent.control import call
-from agent.devices.escpos_decode import decode_escpos
+from agent.admin.control_client import call
 from agent.devices.sim.cart import SimulatedCart
+from agent.devices.sim.escpos_decode import decode_escpos
 from fleet.keys import issue_token, read_signing_key
 
 REPO = Path(__file__).resolve().parents[1]

@@ -24,10 +24,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.config import CART_ID_PATTERN
+from agent.contract import CART_ID_PATTERN, SIGNATURES
 from agent.ids import new_ulid
 from agent.jws import b64url_decode, looks_like_jws, sign
-from agent.sync.commands import SIGNATURES
 from fleet.checks import check_config_document
 from fleet.client import BrokerOptions, FleetClient, FleetError
 from fleet.keys import BadInput, parse_value

@@ -26,9 +26,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.config import CART_ID_PATTERN
-from agent.ids import is_ulid
-from agent.store.transactions import parse_rfc3339, rfc3339
+from agent.contract import CART_ID_PATTERN, is_ulid, parse_rfc3339, rfc3339
 from fleet.client import BrokerOptions, FleetClient, FleetError
 from fleet.storage import Row, StorageError, open_storage
 

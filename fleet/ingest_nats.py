@@ -39,7 +39,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import APIError, NotFoundError
 
-from agent.store.transactions import rfc3339
+from agent.contract import rfc3339
 from fleet.client import FleetError
 from fleet.ingest import BadPayload, IngestStats, parse_tx_message
 from fleet.storage import Row, StorageError, open_storage

@@ -13,7 +13,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.config import KEY_ID_PATTERN
+from agent.contract import KEY_ID_PATTERN
 from agent.flows.refusals import ScanRefused
 from agent.flows.tokens import BASE_SERVICES, TokenVerifier
 from agent.jws import b64url_encode, encode_public_key, load_private_key, sign

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import bcrypt
 
-from agent.config import CART_ID_PATTERN
+from agent.contract import CART_ID_PATTERN
 
 SPECIAL = ("ingest", "fleet", "sys")
 # NATS delivers an MQTT QoS 1 subscription through a JetStream consumer whose delivery

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from agent.sync.topics import FLEET_SCOPE
+
 from fleet.client import BrokerOptions
 from fleet.watch import FleetWatcher
 

@@ -26,9 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.contract import rfc3339
 from agent.ids import new_ulid
-from agent.store.transactions import rfc3339
-from agent.sync.control import ControlError
+from agent.sync.downlink import ControlError
 from agent.sync.outbox import parse_ack
 from fleet.ingest import BadPayload, parse_tx_message
 from fleetsim import wire

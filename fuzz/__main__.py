@@ -74,7 +74,7 @@ def _fork_one(name: str, target: Target, argv: list[str], log: Path) -> int:
             # libFuzzer writes the crash input from its C exit handler, which os._exit would
             # skip: leave through C's exit() (and not back through the parent's frames).
             ctypes.CDLL(None).exit(exc.code if isinstance(exc.code, int) else 1)
-        except BaseException as exc:  # report and end the child; the parent counts it
+        except BaseException as exc:  # noqa: BLE001 - report, end the child; the parent counts
             print(f"fuzz {name}: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         finally:
             os._exit(code)

@@ -25,11 +25,17 @@ from agent.config import ConfigError, validate
 from agent.devices.lockboard import bs, kerong
 from agent.devices.lockboard.frames import FrameError
 from agent.devices.printer.status import parse_status
-from agent.devices.scanner.lines import LineReader, TooLong, UnreadableScan, decode_scan
+from agent.devices.scanner.lines import (
+    LineReader,
+    ScanEvent,
+    TooLong,
+    UnreadableScan,
+    decode_scan,
+)
 from agent.flows.refusals import ScanRefused
 from agent.flows.tokens import TokenVerifier, public_facts
-from agent.sync.commands import CommandError, check_envelope
-from agent.sync.control import ControlError, read_control
+from agent.sync.command_ledger import CommandError, check_envelope
+from agent.sync.downlink import ControlError, read_control
 from agent.sync.outbox import parse_ack
 
 _KEY = Ed25519PrivateKey.generate()
@@ -160,7 +166,7 @@ class _ScanPath:
         from agent.web.stream import sse
 
         for text in self.texts(data):
-            feedback = self.flow.handle_text(text)
+            feedback = self.flow.handle(ScanEvent.of_text(text, "fuzz"))
             assert feedback.kind in {"accepted", "refused", "deposit", "info"}
             public = resident_event(feedback)
             if public is not None:

@@ -5,19 +5,19 @@ from __future__ import annotations
 import queue
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent import jws
-from agent.config import load
-from agent.daemon import Daemon
+from agent.config import load, overlay
 from agent.devices.sim.cart import SimulatedCart
 from agent.flows.feedback import Feedback
+from agent.runtime.daemon import Daemon
+from agent.runtime.systemd import Notifier
 from agent.store import Store
-from agent.systemd import Notifier
+from fleet.keys import issue_token
 from tests.support import offline_config, wait_for, write_config
 
 
@@ -41,10 +41,10 @@ class Issuer:
 
     def token(self, svc: str, ttl: float = 3600, now: float | None = None,
               **claims: Any) -> str:
-        now = time.time() if now is None else now
-        body = {"svc": svc, "jti": uuid.uuid4().hex, "nbf": int(now) - 5,
-                "exp": int(now + ttl), **claims}
-        return jws.sign({k: v for k, v in body.items() if v is not None}, self.key, self.kid)
+        """A token as the fleet's issuer makes one (fleet.keys.issue_token)."""
+        cart = claims.pop("cart", None)
+        return issue_token(self.key, self.kid, svc, cart=cart, ttl_s=ttl, now=now,
+                           claims={k: v for k, v in claims.items() if v is not None})
 
 
 class Rig:
@@ -55,11 +55,9 @@ class Rig:
         self.sim = SimulatedCart(tmp / "dev")
         self.issuer = Issuer()
         self.clock = clock or Clock()
-        doc = offline_config(tmp, **self.sim.device_config())
-        doc["security"] = {"token_keys": {self.issuer.kid: self.issuer.public}}
-        doc["deposit_timeout_s"] = 60
-        for key, value in patch.items():
-            doc[key] = value if not isinstance(value, dict) else {**doc.get(key, {}), **value}
+        doc = overlay(offline_config(
+            tmp, **self.sim.device_config(), deposit_timeout_s=60,
+            security={"token_keys": {self.issuer.kid: self.issuer.public}}), patch)
         self.config_path = write_config(tmp / "agent.toml", doc)
         self.cfg = load(self.config_path)
         self.store = Store(self.cfg.db_path, self.cfg.cart_id, clock=self.clock)
@@ -70,7 +68,8 @@ class Rig:
         self.thread.start()
         wait_for(lambda: self.daemon.cart is not None and self.daemon.cart.health.ok,
                  what="flows to start")
-        locker = self.daemon.devices["locker"]
+        locker = self.daemon.devices.locker
+        assert locker is not None
         wait_for(lambda: all(v is not None for v in locker.door_states().values()),
                  what="first door reading")
 

@@ -63,6 +63,8 @@ def write_config(path: Path, doc: dict[str, Any]) -> Path:
 
 def wait_for(predicate: Callable[[], Any], timeout_s: float = 10.0, interval_s: float = 0.02,
              what: str = "condition") -> Any:
+    """Poll until `predicate` returns something true and return it; AssertionError naming
+    `what` when it has not within `timeout_s`. The one way the tests wait."""
     deadline = time.monotonic() + timeout_s
     while True:
         value = predicate()
@@ -71,16 +73,6 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float = 10.0, interval_s: 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
         time.sleep(interval_s)
-
-
-def wait_until(predicate: Callable[[], object], timeout_s: float = 3.0) -> bool:
-    """Poll until true; returns the final answer (for `assert wait_until(...)`)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return bool(predicate())
 
 
 def can_mount() -> bool:

@@ -28,7 +28,8 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_demo_config_is_valid_and_says_it_is_a_demo() -> None:
     cfg = load(REPO / "config" / "demo.toml")
-    assert cfg.demo is True and cfg.cart_id
+    assert cfg.demo is True
+    assert cfg.cart_id
 
 
 def test_example_config_ships_a_placeholder_key_that_fails_validation() -> None:
@@ -48,7 +49,8 @@ def test_every_published_demo_key_is_refused_outside_a_demo_config() -> None:
     from agent.config import DEMO_PUBLIC_KEYS
 
     published = {p.read_text().strip() for p in (REPO / "config" / "demo-keys").glob("*.pub")}
-    assert published and published <= set(DEMO_PUBLIC_KEYS)
+    assert published
+    assert published <= set(DEMO_PUBLIC_KEYS)
     for i, key in enumerate(sorted(published)):
         for where in ("token_keys", "fleet_keys", "root_keys"):
             doc = {"cart_id": "bc-01", "security": {where: {f"k{i}": key}}}
@@ -65,7 +67,8 @@ def test_check_config_refuses_the_demo_key_in_a_real_config(tmp_path: Path) -> N
         "security": {"token_keys": {"k1": demo_key}}})
     out = subprocess.run([sys.executable, "-m", "agent", "check-config", "-c", str(conf)],
                          cwd=REPO, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 2 and "security.token_keys.k1: is the published demo-issuer" in (
+    assert out.returncode == 2
+    assert "security.token_keys.k1: is the published demo-issuer" in (
         out.stderr)
 
 
@@ -91,10 +94,10 @@ def test_errors_name_the_key_path() -> None:
     assert "mqtt.port: Input should be less than or equal to 65535" in joined
     assert "mqtt.qos: Extra inputs are not permitted" in joined
     assert "locker.compartments[0].lock: Input should be less than or equal to 24" in joined
-    assert "printer: kind = 'network' needs host" in joined
+    assert "printer.host: kind = 'network' needs host" in joined
 
 
-@pytest.mark.parametrize("doc, expected", [
+@pytest.mark.parametrize(("doc", "expected"), [
     ({"cart_id": "bc-01", "mqtt": {"keepalive": "thirty"}}, "mqtt.keepalive: Input should be"),
     ({"cart_id": "bc-01", "surprise": 1}, "surprise: Extra inputs are not permitted"),
     ({"cart_id": "bc-01", "locker": {"protocol": "modbus"}}, "locker.protocol: Input should be"),
@@ -112,6 +115,37 @@ def test_errors_name_the_key_path() -> None:
 def test_each_kind_of_bad_value(doc: dict, expected: str) -> None:
     joined = "\n".join(problems(doc))
     assert expected in joined
+
+
+def test_every_problem_in_one_pass_in_one_key_format(tmp_path: Path) -> None:
+    """Field errors and the rules between fields together, each under its own key: fixing
+    the first problems must not reveal more."""
+    from tests.flows_support import Issuer
+
+    key = Issuer().public
+    doc = offline_config(tmp_path, locker={"enabled": True, "protocol": "kerong", "compartments": [
+        {"id": "A01", "board": 1, "lock": 1}, {"id": "A01", "board": 1, "lock": 1},
+        {"id": "A03", "board": 20, "lock": 2}, {"id": "A04", "board": 2, "lock": 99}]},
+        printer={"kind": "network", "width_chars": 40},
+        mqtt={"cert_file": "/x.pem", "keepalive": 1},
+        security={"token_keys": {"k1": key}, "fleet_keys": {"f1": key}})
+    lines = problems(doc)
+    assert lines == [
+        "mqtt.keepalive: Input should be greater than or equal to 5",
+        "printer.width_chars: Input should be 32, 42 or 48",
+        "locker.compartments[3].lock: Input should be less than or equal to 24",
+        "mqtt.key_file: cert_file and key_file go together",
+        "printer.host: kind = 'network' needs host",
+        "printer.port: kind = 'network' needs a numeric port",
+        "locker.compartments[1].id: duplicate id 'A01'",
+        "locker.compartments[1]: board 1 lock 1 used twice",
+        "locker.compartments[2].board: kerong boards are 0-15, locks 1-16",
+        "locker.compartments[3].lock: kerong boards are 0-15, locks 1-16",
+        "security.fleet_keys.f1: the same key is already in token_keys.k1; a key has one job",
+    ]
+    out = cli("check-config", "-c", str(write_config(tmp_path / "bad.toml", doc)))
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == lines
 
 
 def test_overlay_merges_tables_and_replaces_lists() -> None:
@@ -144,16 +178,19 @@ def test_malformed_missing_and_unwritable(tmp_path: Path) -> None:
     broken = tmp_path / "broken.toml"
     broken.write_text('cart_id = "bc-01"\n[mqtt\nport = 1\n')
     out = cli("check-config", "-c", str(broken))
-    assert out.returncode == 2 and "not valid TOML" in out.stderr
+    assert out.returncode == 2
+    assert "not valid TOML" in out.stderr
     assert "Traceback" not in out.stderr
 
     out = cli("status", "-c", str(tmp_path / "nope.toml"))
-    assert out.returncode == 2 and "no such file" in out.stderr
+    assert out.returncode == 2
+    assert "no such file" in out.stderr
 
     binary = tmp_path / "binary.toml"
     binary.write_bytes(b"\xff\xfe\x00garbage")
     out = cli("check-config", "-c", str(binary))
-    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
 
 
 
@@ -171,9 +208,11 @@ def test_unwritable_data_dir(tmp_path: Path) -> None:
         cfg = write_config(tmp_path / "ro.toml", offline_config(tmp_path, data_dir=str(ro / "d")))
         out = cli("check-config", "-c", str(cfg))
         assert out.returncode == 2, out.stdout
-        assert "data_dir:" in out.stderr and "Traceback" not in out.stderr
+        assert "data_dir:" in out.stderr
+        assert "Traceback" not in out.stderr
         out = cli("run", "-c", str(cfg))
-        assert out.returncode == 2 and "data_dir:" in out.stderr
+        assert out.returncode == 2
+        assert "data_dir:" in out.stderr
     finally:
         if mount is not None:
             mount.close()
@@ -187,7 +226,8 @@ def test_data_dir_that_is_a_file(tmp_path: Path) -> None:
     cfg = write_config(tmp_path / "c.toml", offline_config(tmp_path, data_dir=str(blocker)))
     out = cli("check-config", "-c", str(cfg))
     assert out.returncode == 2
-    assert "data_dir:" in out.stderr and "not a directory" in out.stderr
+    assert "data_dir:" in out.stderr
+    assert "not a directory" in out.stderr
 
 
 def test_config_from_environment(tmp_path: Path) -> None:
@@ -195,7 +235,8 @@ def test_config_from_environment(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "agent", "check-config"], capture_output=True,
                          text=True, timeout=60, cwd=REPO,
                          env={**os.environ, "CART_AGENT_CONFIG": str(cfg)})
-    assert out.returncode == 0 and "bc-test" in out.stdout
+    assert out.returncode == 0
+    assert "bc-test" in out.stdout
 
 
 def test_named_files_must_exist(tmp_path: Path) -> None:

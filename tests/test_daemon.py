@@ -98,18 +98,22 @@ def test_status_without_daemon_and_text_form(tmp_path: Path) -> None:
     assert report["agent_running"] is False
     assert report["devices"]["scanner"] == {"ok": None,
                                             "error": "unknown: the agent is not running"}
-    assert report["last_sync_at"] is None and report["config_version"] is None
+    assert report["last_sync_at"] is None
+    assert report["config_version"] is None
     out = subprocess.run([sys.executable, "-m", "agent", "status", "-c", str(cfg)], cwd=REPO,
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0
-    assert "agent not running" in out.stdout and "0 pending" in out.stdout
+    assert "agent not running" in out.stdout
+    assert "0 pending" in out.stdout
 
 
 def test_notifier_outside_systemd_is_silent() -> None:
-    from agent.systemd import Notifier
+    from agent.runtime.systemd import Notifier
 
     notifier = Notifier(environ={})
-    assert not notifier.enabled and not notifier.ready() and notifier.watchdog_interval_s is None
+    assert not notifier.enabled
+    assert not notifier.ready()
+    assert notifier.watchdog_interval_s is None
     other = Notifier(environ={"NOTIFY_SOCKET": "/nonexistent", "WATCHDOG_USEC": "4000000",
                               "WATCHDOG_PID": "1"})
     assert other.watchdog_interval_s is None  # the watchdog is for another process

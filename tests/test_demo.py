@@ -33,17 +33,22 @@ def check_walk_through(out: subprocess.CompletedProcess[str], tmp: Path) -> Path
     text = out.stdout
     assert "local times are Asia/Shanghai (UTC+08:00)" in text
     assert "投递模式" in text                                   # courier deposit mode
-    assert "号柜门已打开" in text and "取件凭条" in text         # pick-up and its receipt
-    assert "李奶奶" in text and "红烧肉" in text                 # the meal receipt
+    assert "号柜门已打开" in text
+    assert "取件凭条" in text
+    assert "李奶奶" in text
+    assert "红烧肉" in text
     assert "政务服务 2 号" in text                               # two tickets
     assert "此二维码已于" in text                               # the replay refused
-    assert "签名错误" in text and "无法识别" in text             # forged and garbage refused
-    assert "pending" in text and "last sync never" in text      # offline-first
+    assert "签名错误" in text
+    assert "无法识别" in text
+    assert "pending" in text
+    assert "last sync never" in text
     assert "attendant console  http://127.0.0.1:8765/attendant  PIN 246810" in text
     run_dir = _run_dir(text)
     assert text.rstrip().splitlines()[-1] == (
         f"Demo over: the cart stopped cleanly and {run_dir} is removed.")
-    assert not run_dir.exists() and list(tmp.iterdir()) == []  # its own directory, removed
+    assert not run_dir.exists()
+    assert list(tmp.iterdir()) == []
     assert "agent_exit" not in text
     return run_dir
 
@@ -103,7 +108,8 @@ def test_demo_walks_through_the_day_beside_a_kept_demo(tmp_path: Path) -> None:
         other_dir = check_walk_through(subprocess.run(
             cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120), tmp_path / "p")
         assert other_dir != kept_dir
-        assert db.is_file() and _login(base, pin) == 303       # the kept run is untouched
+        assert db.is_file()
+        assert _login(base, pin) == 303
     finally:
         kept.send_signal(signal.SIGTERM)
         rest, errors = kept.communicate(timeout=30)

@@ -29,7 +29,8 @@ def test_every_named_target_is_fuzzed_and_counted() -> None:
     assert out.returncode == 0, out.stdout + out.stderr[-3000:]
     for name in ("token", "mqtt_ack"):
         match = re.search(rf"^{name} +ok +runs=(\d+)", out.stdout, re.MULTILINE)
-        assert match and int(match.group(1)) > 100, out.stdout
+        assert match, out.stdout
+        assert int(match.group(1)) > 100, out.stdout
     assert "INFO: Instrumenting" not in out.stderr
 
 
@@ -41,7 +42,8 @@ def test_a_crash_fails_the_run_and_keeps_the_input(tmp_path: Path) -> None:
     assert re.search(r"^boom +CRASH", out.stdout, re.MULTILINE)
     assert "the fuzzer found it" in out.stderr
     kept = [p for p in tmp_path.glob("cart-fuzz-*/crash-*")]
-    assert len(kept) == 1 and kept[0].read_bytes()[:1] == b"x"
+    assert len(kept) == 1
+    assert kept[0].read_bytes()[:1] == b"x"
     assert f"findings and logs kept in {kept[0].parent}" in out.stderr
 
 

@@ -15,10 +15,9 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from agent.cli import parser as agent_parser
+from agent.admin.cli import parser as agent_parser
 from agent.config import AgentConfig
-from agent.sync.commands import SIGNATURES
-from agent.sync.topics import Topics
+from agent.contract import SIGNATURES, TX_TYPES, Topics
 from fleet.cli import build_parser as fleet_parser
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,7 +48,8 @@ def _anchors(path: Path) -> set[str]:
 @pytest.mark.parametrize("path", _markdown_files(), ids=lambda p: str(p.relative_to(REPO)))
 def test_every_link_resolves_inside_the_repository(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
-    assert "../shared" not in text and "shared/spec" not in text
+    assert "../shared" not in text
+    assert "shared/spec" not in text
     for target in re.findall(r"\]\(([^)\s]+)\)", text):
         if re.match(r"[a-z]+:", target):
             continue  # a URL
@@ -193,7 +193,8 @@ def test_every_command_and_option_is_documented(program: str) -> None:
     for name, options, marked in rows:
         if marked and name in _commands(tree):
             landed = options & _options(_commands(tree)[name])
-            assert options and not landed, \
+            assert options, f"commands.md: `{program} {name}` marked '{NOT_YET}' names no option"
+            assert not landed, \
                 f"commands.md: `{program} {name} {' '.join(sorted(landed))}` is in this " \
                 f"version now: drop '{NOT_YET}'"
 
@@ -219,3 +220,17 @@ def test_every_topic_and_remote_command_is_documented() -> None:
         assert row, f"mqtt.md: document the command {name}"
         for arg in args:
             assert f"`{arg}`" in row.group(1), f"mqtt.md: {name} takes {arg}"
+
+
+def test_every_transaction_type_is_in_the_contract_and_documented() -> None:
+    written = set()
+    for path in (REPO / "agent").rglob("*.py"):
+        written |= set(re.findall(r"""(?:append|record)\(\s*"([a-z_]+\.?[a-z_]*)\"""",
+                                  path.read_text(encoding="utf-8")))
+        written |= set(re.findall(r"'([a-z]+\.[a-z_]+)', \?, \?, 'pending'",
+                                  path.read_text(encoding="utf-8")))
+    assert written, "no transaction type found in the code"
+    assert written <= TX_TYPES, f"not in agent.contract.TX_TYPES: {sorted(written - TX_TYPES)}"
+    page = (DOCS / "mqtt.md").read_text(encoding="utf-8")
+    for type_ in TX_TYPES:
+        assert f"`{type_}`" in page, f"mqtt.md: list the transaction type {type_}"

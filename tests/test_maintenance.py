@@ -10,8 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from agent.devices.escpos_decode import decode_escpos
 from agent.devices.sim.cart import SimulatedCart
+from agent.devices.sim.escpos_decode import decode_escpos
 from agent.store import Store
 from tests.flows_support import Rig
 from tests.support import offline_config, wait_for, write_config
@@ -46,10 +46,18 @@ def test_without_daemon_the_commands_drive_the_devices(tmp_path: Path) -> None:
 
         out = cli(cfg, "locker", "open", "A03", "--reason", "cleaning")
         assert out.returncode == 0, out.stderr
-        assert sim.opens("A03") == 1 and sim.opens() == 1
+        assert sim.opens("A03") == 1
+        assert sim.opens() == 1
         store = Store(tmp_path / "data" / "cart.db", "bc-test")
-        audit = store.query("SELECT type, data FROM transactions")
-        assert audit and audit[0]["type"] == "locker.open" and "cleaning" in audit[0]["data"]
+        audit = store.query("SELECT id, type, data FROM transactions")
+        assert audit
+        assert audit[0]["type"] == "locker.open"
+        assert "cleaning" in audit[0]["data"]
+        # The same path as every other opening: its intent was committed with the record
+        # before the frame went out, and the board's answer settled it.
+        intents = store.query("SELECT compartment, purpose, tx_id, state FROM open_intents")
+        assert intents == [{"compartment": "A03", "purpose": "manual", "tx_id": audit[0]["id"],
+                            "state": "released"}]
         store.close()
         assert "A03    board   1 lock  3  M  door OPEN" in cli(cfg, "locker", "status").stdout
         assert cli(cfg, "locker", "status", "B02").stdout.startswith("B02")
@@ -58,7 +66,9 @@ def test_without_daemon_the_commands_drive_the_devices(tmp_path: Path) -> None:
         out = cli(cfg, "print-test")
         assert out.returncode == 0, out.stderr
         text = decode_escpos(sim.printer.receipts()[-1]).text
-        assert "打印测试" in text and "￥12.50" in text and "[QR: " in text
+        assert "打印测试" in text
+        assert "￥12.50" in text
+        assert "[QR: " in text
 
         proc = subprocess.Popen([sys.executable, "-m", "agent", "scan-test", "--count", "2",
                                  "-c", str(cfg)], cwd=REPO, stdout=subprocess.PIPE, text=True)
@@ -72,10 +82,12 @@ def test_without_daemon_the_commands_drive_the_devices(tmp_path: Path) -> None:
         sim.locker.set_absent(1)
         sim.locker.set_absent(2)
         out = cli(cfg, "locker", "status")
-        assert out.returncode == 1 and "unknown" in out.stdout
+        assert out.returncode == 1
+        assert "unknown" in out.stdout
         sim.printer.set_paper_out(True)
         out = cli(cfg, "print-test")
-        assert out.returncode == 1 and "paper" in out.stderr.lower()
+        assert out.returncode == 1
+        assert "paper" in out.stderr.lower()
     finally:
         sim.close()
 
@@ -85,12 +97,14 @@ def test_with_the_daemon_running_commands_go_through_it(tmp_path: Path) -> None:
     try:
         cfg = rig.config_path
         out = cli(cfg, "locker", "status", "A02")
-        assert out.returncode == 0 and "door closed" in out.stdout, out.stderr
+        assert out.returncode == 0, out.stderr
+        assert "door closed" in out.stdout, out.stderr
         out = cli(cfg, "locker", "open", "A02", "--reason", "stuck parcel")
         assert out.returncode == 0, out.stderr
         assert rig.sim.opens("A02") == 1
         tx = rig.wait_tx("locker.open")[0]
-        assert tx["data"]["reason"] == "stuck parcel" and tx["data"]["source"] == "cli"
+        assert tx["data"]["reason"] == "stuck parcel"
+        assert tx["data"]["source"] == "cli"
         out = cli(cfg, "print-test")
         assert out.returncode == 0, out.stderr
         wait_for(lambda: rig.sim.printer.receipts(), what="the test receipt")
@@ -105,7 +119,8 @@ def test_with_the_daemon_running_commands_go_through_it(tmp_path: Path) -> None:
         out_text, _ = proc.communicate(timeout=20)
         assert out_text.strip() == "SCAN-WHILE-RUNNING"
         status = cli(cfg, "status")
-        assert "agent running" in status.stdout and "A02" in status.stdout
+        assert "agent running" in status.stdout
+        assert "A02" in status.stdout
     finally:
         rig.stop()
 
@@ -137,10 +152,12 @@ def test_status_without_the_daemon_creates_nothing_and_says_what_it_does_not_kno
     assert "queue, config versions, compartments: unknown (no store)" in out.stdout
     for device in ("scanner", "printer", "locker"):
         assert f"{device:8} unknown (the agent is not running)" in out.stdout
-    assert "FAIL" not in out.stdout and "v-" not in out.stdout
+    assert "FAIL" not in out.stdout
+    assert "v-" not in out.stdout
     report = json.loads(cli(cfg, "status", "--json").stdout)
     assert report["store"] == {"path": str(tmp_path / "data" / "cart.db"), "found": False}
-    assert report["queue"] is None and report["compartments"] == []
+    assert report["queue"] is None
+    assert report["compartments"] == []
     assert {name: dev["ok"] for name, dev in report["devices"].items()} == {
         "scanner": None, "printer": None, "locker": None}
 
@@ -154,7 +171,8 @@ def test_status_reads_a_store_without_changing_it(tmp_path: Path) -> None:
     out = cli(cfg, "status")
     assert out.returncode == 0, out.stderr
     assert _tree(tmp_path) == before              # not one byte, not one new file
-    assert "queue: 1 pending (oldest" in out.stdout and "last sync never" in out.stdout
+    assert "queue: 1 pending (oldest" in out.stdout
+    assert "last sync never" in out.stdout
     assert "config: the file only (no pushed config applied)" in out.stdout
     assert "printer  unknown (the agent is not running)" in out.stdout
 
@@ -176,7 +194,8 @@ def test_print_test_reports_its_error_once(tmp_path: Path) -> None:
     out = cli(cfg, "print-test")
     assert out.returncode == 1
     lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("cart-agent: print-test: "), out.stderr
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("cart-agent: print-test: "), out.stderr
     assert str(tmp_path / "no-printer") in lines[0]
 
 
@@ -186,6 +205,7 @@ def test_status_on_a_damaged_store_says_so_and_leaves_it(tmp_path: Path) -> None
     (tmp_path / "data" / "cart.db").write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 8)
     before = _tree(tmp_path)
     out = cli(cfg, "status")
-    assert out.returncode == 1 and _tree(tmp_path) == before
+    assert out.returncode == 1
+    assert _tree(tmp_path) == before
     assert "unknown (store unreadable)" in out.stdout
     assert out.stderr.startswith(f"cart-agent: cannot read the store {tmp_path}/data/cart.db: ")

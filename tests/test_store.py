@@ -29,7 +29,9 @@ def test_pragmas_and_schema(tmp_path: Path) -> None:
     assert store.query("PRAGMA synchronous")[0]["synchronous"] == 2  # FULL
     assert store.query("PRAGMA user_version")[0]["user_version"] >= 1
     tx = store.record("ticket.issue", {"service": "gov", "number": 1, "名": "张三"})
-    assert tx.seq == 1 and len(tx.id) == 26 and tx.at.endswith("Z")
+    assert tx.seq == 1
+    assert len(tx.id) == 26
+    assert tx.at.endswith("Z")
     assert store.get_tx(tx.id) == tx
     wire = tx.wire()
     assert wire == {"id": tx.id, "seq": 1, "cart": "bc-01", "type": "ticket.issue",
@@ -49,9 +51,13 @@ def test_seq_gapless_across_restarts(tmp_path: Path) -> None:
 def test_failed_transaction_consumes_no_seq(tmp_path: Path) -> None:
     store = Store(tmp_path / "c.db", "bc-01")
     store.record("x", {})
-    with pytest.raises(RuntimeError), store.write() as w:
-        w.append("x", {})
-        raise RuntimeError("the flow changed its mind")
+    def changed_its_mind() -> None:
+        with store.write() as w:
+            w.append("x", {})
+            raise RuntimeError("the flow changed its mind")
+
+    with pytest.raises(RuntimeError, match="changed its mind"):
+        changed_its_mind()
     store.record("x", {})
     assert seqs(store) == [1, 2]
 
@@ -115,7 +121,8 @@ def test_outbox_batches_and_acks(tmp_path: Path) -> None:
     assert store.mark_synced([t.id for t in txs[:10]] + ["01UNKNOWN", txs[0].id]) == 10
     assert store.mark_synced([t.id for t in txs[:10]]) == 0  # a repeated ack changes nothing
     stats = store.queue_stats()
-    assert stats["pending"] == 40 and stats["synced"] == 10
+    assert stats["pending"] == 40
+    assert stats["synced"] == 10
     assert store.pending_batch(5, 10**6)[0].seq == 11
     assert store.get_meta("last_sync_at") is not None
 
@@ -139,10 +146,14 @@ def test_full_disk_refuses_cleanly_and_keeps_committed(tmp_path: Path) -> None:
     mount = Mounted(tmp_path / "small", size="600k")
     try:
         store = Store(mount.path / "c.db", "bc-01")
-        committed = []
-        with pytest.raises(StoreFullError):
+        committed: list[int] = []
+
+        def fill() -> None:
             for i in range(100_000):
                 committed.append(store.record("x", {"pad": "z" * 500, "i": i}).seq)
+
+        with pytest.raises(StoreFullError):
+            fill()
         assert len(committed) > 10
         # the store is still usable for reads, and everything committed is intact
         assert seqs(store)[: len(committed)] == committed
@@ -156,12 +167,15 @@ def test_full_disk_refuses_cleanly_and_keeps_committed(tmp_path: Path) -> None:
 
 
 def test_ulids_sort_by_time_and_stay_monotonic() -> None:
-    from agent.ids import is_ulid, new_ulid
+    from agent.contract import is_ulid
+    from agent.ids import new_ulid
 
     same_ms = [new_ulid(now_ms=1_800_000_000_000) for _ in range(200)]
-    assert same_ms == sorted(same_ms) and len(set(same_ms)) == 200
+    assert same_ms == sorted(same_ms)
+    assert len(set(same_ms)) == 200
     later = new_ulid(now_ms=1_800_000_000_001)
-    assert later > same_ms[-1] and all(is_ulid(u) for u in [*same_ms, later])
+    assert later > same_ms[-1]
+    assert all(is_ulid(u) for u in [*same_ms, later])
     assert new_ulid(now_ms=5) >= later  # a clock stepping back never breaks the order
 
 

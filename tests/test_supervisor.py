@@ -5,8 +5,9 @@ from __future__ import annotations
 import random
 import threading
 
+from agent.backoff import Backoff
 from agent.health import Health
-from agent.supervisor import Backoff, Supervisor
+from agent.runtime.supervisor import Supervisor
 from tests.support import wait_for
 
 
@@ -31,7 +32,8 @@ def test_restart_with_backoff_and_health() -> None:
     svc = Flaky(failures=3)
     sup.start(svc)
     wait_for(lambda: svc.health.ok, timeout_s=5, what="recovery")
-    assert svc.runs == 4 and sup.restarts()["flaky"] == 3
+    assert svc.runs == 4
+    assert sup.restarts()["flaky"] == 3
     assert sup.health()["flaky"]["ok"] is True
     sup.stop(1.0)
 

@@ -129,12 +129,9 @@ class Actions:
             return {"deposit_mode": deposit.active}
         return self.cart.submit(act)
 
-    def report(self, day: str | None = None) -> dict[str, Any]:
-        return day_report(self.ctx, day)
-
     def print_report(self, day: str | None, by: str) -> dict[str, Any]:
         def act() -> dict[str, Any]:
-            report = day_report(self.ctx, day)
+            report = day_report(self.ctx.store, self.ctx.cfg, self.ctx.clock(), day)
             with self.ctx.store.write() as w:
                 tx = w.append("report.printed", {"day": report["day"], "by": by,
                                                  "summary": report})

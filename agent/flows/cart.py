@@ -16,23 +16,16 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from agent.devices.lockboard.locker import DoorEvent
+from agent.devices.scanner.lines import ScanEvent
 from agent.flows import intents, open_outcome
 from agent.flows.context import CartContext
 from agent.flows.doors import DoorWatch
-from agent.flows.feedback import Feedback
 from agent.flows.scan import ScanFlow
 from agent.health import Health
 from agent.store import StoreError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class ScanInput:
-    text: str | None
-    error: str | None = None
-    mono: float = 0.0
 
 
 @dataclass
@@ -42,7 +35,7 @@ class _Call:
 
 
 class Cart:
-    """agent.supervisor.Service running the flows; other threads talk to it through `submit`."""
+    """The supervised service running the flows; other threads talk to it through `submit`."""
 
     name = "flows"
 
@@ -52,7 +45,6 @@ class Cart:
         self.scans = ScanFlow(ctx)
         self.doors = DoorWatch(ctx)
         self._queue: queue.Queue[object] = queue.Queue(max_queue)
-        self.on_handled: Callable[[ScanInput, Feedback], None] | None = None
         self._reconciled = False
         # An open the door has not confirmed by then (the board's answer was lost, or the
         # door did not spring) is recorded as unconfirmed; the attendant is told, nothing
@@ -61,9 +53,9 @@ class Cart:
 
     # --- inputs, from any thread ------------------------------------------------------
 
-    def scan(self, text: str | None, error: str | None = None, mono: float = 0.0) -> None:
+    def scan(self, scan: ScanEvent) -> None:
         try:
-            self._queue.put_nowait(ScanInput(text, error, mono))
+            self._queue.put_nowait(scan)
         except queue.Full:
             log.error("flow queue full: scan dropped")
             self.ctx.tell("refused", "服务车忙，请稍后再试", "The cart is busy; please try again",
@@ -76,7 +68,8 @@ class Cart:
         """Run `fn` on the flow thread and return its result (or raise its exception)."""
         call = _Call(fn, Future())
         self._queue.put(call, timeout=timeout_s)
-        return call.future.result(timeout_s)
+        result: T = call.future.result(timeout_s)
+        return result
 
     # --- the thread --------------------------------------------------------------------
 
@@ -119,16 +112,14 @@ class Cart:
 
     def _handle(self, item: object) -> None:
         try:
-            if isinstance(item, ScanInput):
-                feedback = self.scans.handle_text(item.text, item.error)
-                if self.on_handled is not None:
-                    self.on_handled(item, feedback)
+            if isinstance(item, ScanEvent):
+                self.scans.handle(item)
             elif isinstance(item, DoorEvent):
                 self.doors.handle(item)
             elif isinstance(item, _Call):
                 try:
                     item.future.set_result(item.fn())
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - raised again in the caller's thread
                     item.future.set_exception(exc)
         except StoreError as exc:
             # The disk is full or failing: say so and keep serving; nothing committed is lost.
@@ -141,7 +132,7 @@ class Cart:
             # One item, one failure: the flow thread goes on with the next scan or door event
             # instead of dying and coming back after a growing back-off.
             log.exception("flow item %s failed", type(item).__name__)
-            if isinstance(item, ScanInput):
+            if isinstance(item, ScanEvent):
                 self.ctx.tell("refused", "无法识别此二维码", "This code could not be read",
                               "unreadable")
         else:

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.config import CompartmentConfig
+from agent.contract import rfc3339
 from agent.store import Store, Writer
-from agent.store.transactions import rfc3339
 
 SIZE_ORDER = {"S": 0, "M": 1, "L": 2}
 

@@ -6,25 +6,21 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from agent.config import AgentConfig
-from agent.devices.lockboard.bus import OpenResult
+from agent.contract import rfc3339
 from agent.devices.lockboard.frames import LockAddress, LockerUnavailable
+from agent.devices.lockboard.unlock import OpenResult
+from agent.devices.protocols import Locker
 from agent.flows.compartments import Compartments
 from agent.flows.feedback import Feedback, FeedbackBus
 from agent.flows.refusals import ScanRefused
 from agent.flows.tokens import TokenVerifier
 from agent.jws import key_map
 from agent.store import Store, Writer
-from agent.store.transactions import rfc3339
 
 log = logging.getLogger("agent.flows")
-
-
-class Locker(Protocol):
-    def open(self, address: LockAddress, timeout_s: float = 5.0) -> OpenResult: ...
-    def door_states(self) -> dict[LockAddress, bool | None]: ...
 
 
 @dataclass

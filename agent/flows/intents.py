@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from agent.contract import rfc3339
 from agent.ids import new_ulid
 from agent.store import Store, Writer
-from agent.store.transactions import rfc3339
 
 
 @dataclass(frozen=True)

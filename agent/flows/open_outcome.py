@@ -19,11 +19,11 @@ from __future__ import annotations
 from typing import Any
 
 from agent.config import LockerConfig
+from agent.contract import parse_rfc3339
 from agent.flows import intents
 from agent.flows.context import CartContext, log
 from agent.flows.feedback import Feedback
 from agent.store import Writer
-from agent.store.transactions import parse_rfc3339
 
 OOS_REASON = "open not confirmed: check the door (开柜未确认，请检查柜门)"
 

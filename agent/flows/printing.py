@@ -7,28 +7,22 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Protocol
 
+from agent.contract import rfc3339
 from agent.devices.printer.receipt import Rendered
+from agent.devices.protocols import Printer
 from agent.flows.context import CartContext
 from agent.health import Health
 from agent.store import StoreError, Tx
-from agent.store.transactions import rfc3339
 
 log = logging.getLogger(__name__)
-
-
-class Printer(Protocol):
-    health: Health
-
-    def print_bytes(self, data: bytes, timeout_s: float = 10.0) -> None: ...
 
 
 Render = Callable[[str, Tx], Rendered]
 
 
 class PrintQueue:
-    """agent.supervisor.Service: prints queued jobs oldest first, one at a time."""
+    """A supervised service: prints queued jobs oldest first, one at a time."""
 
     name = "printing"
 
@@ -74,7 +68,7 @@ class PrintQueue:
                 continue
             try:
                 self.printer.print_bytes(rendered.data)
-            except Exception as exc:  # the printer's typed errors and OSError alike
+            except Exception as exc:  # noqa: BLE001 - the printer's errors and OSError alike
                 self._attempt_failed(job["id"], f"{type(exc).__name__}: {exc}")
                 if self.health.set_error(f"printing paused: {exc}"):
                     log.warning("receipt %s stays queued: %s", tx.id, exc)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agent.config import AgentConfig, PrinterConfig
+from agent.contract import parse_rfc3339
 from agent.devices.printer.receipt import (
     PrinterProfile,
     Receipt,
@@ -21,7 +22,6 @@ from agent.devices.printer.receipt import (
 )
 from agent.ids import new_ulid
 from agent.store import Tx
-from agent.store.transactions import parse_rfc3339
 
 FOOTER = ("谢谢使用 社区服务车", "Thank you - community service cart")
 

@@ -5,28 +5,31 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from agent.flows.context import CartContext
+from agent.config import AgentConfig
+from agent.contract import rfc3339
+from agent.flows.compartments import Compartments
 from agent.flows.tickets import local_day
-from agent.store.transactions import rfc3339
+from agent.store import Store
 
 
-def day_report(ctx: CartContext, day: str | None = None) -> dict[str, Any]:
-    tz = ctx.cfg.tz
-    day = day or local_day(ctx.clock(), tz)
+def day_report(store: Store, cfg: AgentConfig, now: float,
+               day: str | None = None) -> dict[str, Any]:
+    tz = cfg.tz
+    day = day or local_day(now, tz)
     try:
         start_local = datetime.combine(datetime.fromisoformat(day).date(), time(0), tz)
     except ValueError:
         raise ValueError(f"day must be YYYY-MM-DD, got {day!r}") from None
     start = rfc3339(start_local.timestamp())
     end = rfc3339((start_local + timedelta(days=1)).timestamp())
-    by_type = {r["type"]: r["n"] for r in ctx.store.query(
+    by_type = {r["type"]: r["n"] for r in store.query(
         "SELECT type, COUNT(*) AS n FROM transactions WHERE at >= ? AND at < ? GROUP BY type "
         "ORDER BY type", (start, end))}
-    tickets = {r["service"]: r["last"] for r in ctx.store.query(
+    tickets = {r["service"]: r["last"] for r in store.query(
         "SELECT service, last FROM ticket_counters WHERE day = ? ORDER BY service", (day,))}
-    waiting = [c.view() for c in ctx.compartments.all() if c.parcel]
+    waiting = [c.view() for c in Compartments(store).all() if c.parcel]
     return {
-        "cart_id": ctx.cfg.cart_id,
+        "cart_id": cfg.cart_id,
         "day": day,
         "transactions": by_type,
         "tickets": tickets,

@@ -11,15 +11,16 @@ from datetime import datetime
 from typing import Any
 
 from agent import jws
+from agent.contract import parse_rfc3339
+from agent.devices.scanner.lines import ScanEvent
 from agent.flows import intents, open_outcome, tickets
 from agent.flows.context import CartContext, log
 from agent.flows.deposit import DepositMode
 from agent.flows.feedback import Feedback
 from agent.flows.opening import open_for
 from agent.flows.refusals import ScanRefused
-from agent.flows.tokens import Token, public_facts
+from agent.flows.tokens import Token, public_facts, read_facts
 from agent.store import StoreError, StoreFullError, Writer
-from agent.store.transactions import parse_rfc3339
 
 
 def _check_unused(ctx: CartContext, w: Writer, token: Token) -> None:
@@ -53,12 +54,14 @@ class ScanFlow:
         self.ctx = ctx
         self.deposit = DepositMode(ctx)
 
-    def handle_text(self, text: str | None, error: str | None = None) -> Feedback:
+    def handle(self, scan: ScanEvent) -> Feedback:
+        """Decide on one scan and say so; a refusal is recorded with what was read."""
         ctx = self.ctx
-        text = (text or "").strip()
+        text = (scan.text or "").strip()
         try:
-            if error:
-                raise ScanRefused("unreadable", error)
+            if scan.error:
+                detail = f"{scan.error}: {scan.detail}" if scan.detail else scan.error
+                raise ScanRefused("unreadable", detail)
             if not text:
                 raise ScanRefused("unreadable", "empty scan")
             if ctx.store.get_meta("out_of_service") == "1":
@@ -72,7 +75,7 @@ class ScanFlow:
                 return self.deposit.label(text)
             raise ScanRefused("not_a_label", "not a QR token and no courier is depositing")
         except ScanRefused as refusal:
-            return self._refused(refusal, text)
+            return self._refused(refusal, scan, text)
         except StoreFullError as exc:
             log.error("scan refused, storage full: %s", exc)
             return ctx.refuse(ScanRefused("storage_full", str(exc)))
@@ -83,17 +86,17 @@ class ScanFlow:
             # raise ends here as a recorded refusal, and the next scan is served at once.
             log.exception("scan could not be handled; refused as unreadable")
             return self._refused(ScanRefused("unreadable", f"internal error: "
-                                             f"{type(exc).__name__}"), text)
+                                             f"{type(exc).__name__}"), scan, text)
 
-    def _refused(self, refusal: ScanRefused, text: str) -> Feedback:
+    def _refused(self, refusal: ScanRefused, scan: ScanEvent, text: str) -> Feedback:
         ctx = self.ctx
         try:
-            facts = public_facts(text)
+            facts = public_facts(text) if scan.text is not None else read_facts(scan)
         except Exception:  # the audit record must not fail because of what was scanned
             log.exception("could not describe a refused scan")
             facts = {"form": "text", "text": None, "length": len(text)}
         data: dict[str, Any] = {"reason": refusal.reason, "detail": refusal.detail[:200],
-                                **facts}
+                                "source": scan.source, **facts}
         try:
             ctx.store.record("scan.rejected", data)
         except StoreFullError:

@@ -14,6 +14,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from agent import jws
+from agent.devices.scanner.lines import ScanEvent
 from agent.flows.refusals import ScanRefused
 
 BASE_SERVICES = ("parcel", "meal", "ticket", "courier")
@@ -127,3 +128,9 @@ def public_facts(text: str) -> dict[str, Any]:
     if text.startswith("eyJ") and "." in text:
         text = text.rsplit(".", 1)[0]  # a broken token: still never keep its signature part
     return {"form": "text", "text": text[:64], "length": len(text)}
+
+
+def read_facts(scan: ScanEvent) -> dict[str, Any]:
+    """What a scan that never became text keeps: the first bytes read, in hex (the record's
+    detail says why it was refused and, for a line too long, how long it was)."""
+    return {"form": "bytes", "head": scan.head.hex()}

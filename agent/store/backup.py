@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent.contract import rfc3339
 from agent.health import Health
 from agent.store import identity
 from agent.store.files import fsync_dir, private_dir, write_json
-from agent.store.transactions import Store, rfc3339
+from agent.store.transactions import Store
 
 log = logging.getLogger(__name__)
 

@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.contract import rfc3339
 from agent.ids import new_ulid
 from agent.store import backup, identity
 from agent.store.errors import StoreError
 from agent.store.files import DataDirLock, fsync_dir, private_file
-from agent.store.transactions import Store, rfc3339
+from agent.store.transactions import Store
 
 
 class RestoreError(Exception):

@@ -15,11 +15,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from agent.contract import parse_rfc3339, rfc3339
 from agent.ids import new_ulid
 from agent.store import identity
 from agent.store.errors import StoreError, StoreRefused, translate
@@ -28,16 +28,6 @@ from agent.store.schema import migrate
 from agent.store.text import clean, clean_params
 
 Clock = Callable[[], float]
-
-
-def rfc3339(ts: float) -> str:
-    """UTC with milliseconds and a Z, e.g. 2026-11-25T14:02:03.120Z."""
-    ms = int(ts * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
-
-
-def parse_rfc3339(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 @dataclass(frozen=True)
@@ -91,7 +81,6 @@ class Writer:
     def __init__(self, store: Store, conn: sqlite3.Connection) -> None:
         self._store = store
         self.conn = conn
-        self.appended: list[Tx] = []
 
     def append(self, type_: str, data: dict[str, Any], at: float | None = None) -> Tx:
         # seq = MAX(seq) + 1 inside this write transaction (BEGIN IMMEDIATE holds the write
@@ -113,7 +102,6 @@ class Writer:
             (tx_id, type_, when, text),
         ).fetchone()[0]
         tx = Tx(id=tx_id, seq=seq, cart=self._store.cart_id, type=type_, at=when, data=data)
-        self.appended.append(tx)
         return tx
 
     def execute(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> sqlite3.Cursor:
@@ -347,4 +335,4 @@ class Store:
                           "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
 
 
-__all__ = ["Store", "StoreError", "Tx", "Writer", "parse_rfc3339", "rfc3339"]
+__all__ = ["Store", "StoreError", "Tx", "Writer"]

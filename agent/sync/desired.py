@@ -1,4 +1,10 @@
-"""Desired config from the fleet: checked whole, persisted, reported, rolled back if it cuts us off.
+"""Desired config from the fleet: checked whole here, applied by the runtime, then recorded.
+
+Sync reads a desired document and decides (`decide`): ignored, rejected (recorded at once:
+nothing changes) or accepted. An accepted change goes to the runtime, the one owner of the
+running config: it rebuilds what the change touches and only then records the outcome here
+(`commit`, or `refuse` when rebuilding failed and it went back to the previous config), and
+sync reports that outcome. Nothing is reported "applied" before it is.
 
 Two layers lie over the cart's TOML file: the fleet-wide document (`P/_all/config/desired`,
 scope "fleet") and the cart's own (`P/C/config/desired`, scope "cart"), which wins. Each
@@ -8,9 +14,9 @@ seen for the scope (applied, rejected or rolled back) is never applied, so a ret
 redelivered on every reconnect, or a rolled-back config, cannot come back.
 
 A config that changes the `mqtt` section is on probation until the cart reaches the broker
-with it; if it cannot for `mqtt.config_rollback_s` (of that config) it is marked 'rolled_back'
-and the previous layer is in effect again. The probation is in `meta`, so a restart during it
-keeps counting.
+with it; if it cannot for `mqtt.config_rollback_s` (of that config), sync asks the runtime to
+go back to the previous layers, which then marks it 'rolled_back' (`commit_rollback`). The
+probation is in `meta`, so a restart during it keeps counting.
 
 Reports (`P/C/config/reported`): `version` and `fleet_version` are the versions in effect,
 `status` and `errors` are the outcome of the last desired document handled; each error names
@@ -28,9 +34,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from agent.config import AgentConfig, ConfigError, load
+from agent.contract import rfc3339
 from agent.store import Store
-from agent.store.transactions import rfc3339
-from agent.sync.control import ControlError, Signer, read_signed
+from agent.store.config_layers import applied_layers, config_versions
+from agent.sync.downlink import ControlError, Signer, read_signed
 
 log = logging.getLogger(__name__)
 
@@ -59,33 +66,20 @@ REPORT_KEY = "sync.config_report"
 PROBATION_KEY = "sync.config_probation"
 
 
-def _layers(store: Store) -> dict[str, tuple[int, dict[str, Any]]]:
-    rows = store.query(
-        "SELECT scope, version, document FROM config_versions c WHERE state = 'applied' AND "
-        "version = (SELECT MAX(version) FROM config_versions "
-        "WHERE scope = c.scope AND state = 'applied')"
-    )
-    return {r["scope"]: (int(r["version"]), json.loads(r["document"])) for r in rows}
-
-
-def config_versions(store: Store) -> dict[str, int | None]:
-    layers = _layers(store)
-    return {"config_version": layers["cart"][0] if "cart" in layers else None,
-            "fleet_config_version": layers["fleet"][0] if "fleet" in layers else None}
-
-
 def _compose(config_path: str, fleet: dict[str, Any] | None,
              cart: dict[str, Any] | None) -> AgentConfig:
     return load(config_path, *[doc for doc in (fleet, cart) if doc is not None])
 
 
-def effective_config(config_path: str, store: Store) -> AgentConfig:
-    """The file with the last applied fleet and cart layers over it (cart wins).
+def effective_config(config_path: str, store: Store,
+                     without: tuple[str, int] | None = None) -> AgentConfig:
+    """The file with the last applied fleet and cart layers over it (cart wins); `without`
+    (scope, version) leaves one applied layer out (what a rollback goes back to).
 
     If the file was edited so that a stored layer no longer fits, the layers that still fit
     are kept (cart alone, then fleet alone) and the problem is logged: the cart must start.
     """
-    layers = _layers(store)
+    layers = applied_layers(store, without)
     fleet = layers["fleet"][1] if "fleet" in layers else None
     cart = layers["cart"][1] if "cart" in layers else None
     tried: list[tuple[int, int]] = []
@@ -102,12 +96,31 @@ def effective_config(config_path: str, store: Store) -> AgentConfig:
 
 @dataclass(frozen=True)
 class Decision:
-    status: Literal["applied", "rejected", "ignored"]
+    """What sync made of one desired document. `accepted` goes to the runtime, which applies
+    it and then records the outcome (commit or refuse); the others are recorded already."""
+
+    status: Literal["accepted", "rejected", "ignored"]
     scope: str
     version: int | None = None
     errors: list[str] = field(default_factory=list)
-    config: AgentConfig | None = None  # the new effective config when applied
-    mqtt_changed: bool = False
+    config: AgentConfig | None = None  # the new effective config, when accepted
+    document: dict[str, Any] = field(default_factory=dict)  # the layer as pushed
+    changed: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    signer: str = "unsigned"
+    digest: tuple[str, str] = ("", "")  # (meta key, sha256 of the payload)
+
+    @property
+    def label(self) -> str:
+        return f"{LABEL[self.scope]} v{self.version}"
+
+
+@dataclass(frozen=True)
+class Rollback:
+    """Sync's request to the runtime: the config on probation never reached the broker."""
+
+    scope: str
+    version: int
 
 
 def _flat(doc: dict[str, Any], at: str = "") -> dict[str, Any]:
@@ -141,7 +154,7 @@ def _clip(errors: list[str]) -> list[str]:
 
 
 class DesiredConfig:
-    """Decides on desired documents and keeps the record of it in the store."""
+    """Decides on desired documents and keeps the record of every outcome in the store."""
 
     def __init__(self, config_path: str, store: Store, cart_id: str,
                  clock: Callable[[], float] = time.time) -> None:
@@ -174,8 +187,8 @@ class DesiredConfig:
             raise ControlError(f"{label} v{version}: meant for {doc['cart']!r}, not {target!r}")
         return version, config, signer
 
-    def _refusals(self, scope: str, version: int, config: dict[str, Any]) -> list[str]:
-        label = f"{LABEL[scope]} v{version}"
+    @staticmethod
+    def _refusals(label: str, config: dict[str, Any]) -> list[str]:
         problems = [f"{label}: {key}: {why}" for key, why in NOT_PUSHABLE.items() if key in config]
         mqtt = config.get("mqtt")
         if isinstance(mqtt, dict) and mqtt.get("enabled") is False:
@@ -201,7 +214,9 @@ class DesiredConfig:
             "ORDER BY version DESC LIMIT 1", (scope,))
         return (int(rows[0]["version"]), rows[0]["document"]) if rows else None
 
-    def handle(self, scope: str, payload: bytes, current: AgentConfig) -> Decision:
+    def decide(self, scope: str, payload: bytes, current: AgentConfig) -> Decision:
+        """Check a desired document whole. A rejection is recorded (and reported) at once;
+        an accepted change records nothing yet: the runtime applies it first."""
         if not payload:
             return Decision("ignored", scope)  # a cleared retained message
         digest = (f"sync.desired_digest.{scope}", _digest(payload))
@@ -221,38 +236,25 @@ class DesiredConfig:
             return self._reject(scope, None, [
                 f"{label}: version {version} is {word} the latest seen ({seen[0]}); "
                 "versions only go forward"], digest)
-        problems = self._refusals(scope, version, config)
-        layers = _layers(self.store)
-        docs = {s: layers[s][1] for s in SCOPES if s in layers}
+        problems = self._refusals(label, config)
+        docs = {s: layer[1] for s, layer in applied_layers(self.store).items()}
         docs[scope] = config
+        new_cfg: AgentConfig | None = None
+        changed: list[str] = []
         if not problems:
             try:
                 new_cfg = _compose(self.config_path, docs.get("fleet"), docs.get("cart"))
             except ConfigError as exc:
                 problems = [f"{label}: {p}" for p in exc.problems]
-        if not problems:
+        if new_cfg is not None:
             changed = changed_keys(current, new_cfg)
             problems = self._root_refusals(label, changed, signer, current)
-        if problems:
+        if problems or new_cfg is None:
             return self._reject(scope, (version, config), problems, digest)
-        mqtt_changed = new_cfg.mqtt != current.mqtt
         warnings = [] if changed else [
             f"{label}: changed nothing: every value it sets is already in effect"]
-        now = self.clock()
-        with self.store.write() as w:
-            w.execute("INSERT INTO config_versions(scope, version, document, state, received_at, "
-                      "errors) VALUES (?, ?, ?, 'applied', ?, '[]')",
-                      (scope, version, json.dumps(config, sort_keys=True), rfc3339(now)))
-            w.append("config.applied", {"scope": scope, "version": version, "changed": changed,
-                                        "signer": str(signer)})
-            if mqtt_changed:
-                probation = {"scope": scope, "version": version,
-                             "deadline": now + new_cfg.mqtt.config_rollback_s}
-                self._set_meta(w, PROBATION_KEY, json.dumps(probation))
-            self._set_report(w, "applied", [], changed, warnings)
-            self._set_meta(w, *digest)
-        log.info("%s applied", label)
-        return Decision("applied", scope, version, [], new_cfg, mqtt_changed)
+        return Decision("accepted", scope, version, [], new_cfg, config, changed, warnings,
+                        str(signer), digest)
 
     def _reject(self, scope: str, row: tuple[int, dict[str, Any]] | None,
                 errors: list[str], digest: tuple[str, str]) -> Decision:
@@ -271,13 +273,46 @@ class DesiredConfig:
         log.warning("%s rejected: %s", LABEL[scope], "; ".join(errors))
         return Decision("rejected", scope, row[0] if row else None, errors)
 
-    # --- undoing ------------------------------------------------------------------------
+    # --- recording what the runtime did with an accepted change --------------------------
 
-    def undo(self, decision: Decision, reason: str) -> AgentConfig:
-        """The daemon could not take an applied config: mark it rejected, back to the last."""
-        errors = _clip([f"{LABEL[decision.scope]} v{decision.version}: {reason}"])
-        self._unapply(decision.scope, decision.version, "rejected", errors)
-        return effective_config(self.config_path, self.store)
+    def commit(self, decision: Decision, mqtt_changed: bool) -> dict[str, Any]:
+        """The runtime runs with the change now: record it applied; returns the report."""
+        assert decision.status == "accepted"
+        assert decision.config is not None
+        now = self.clock()
+        with self.store.write() as w:
+            w.execute("INSERT INTO config_versions(scope, version, document, state, received_at, "
+                      "errors) VALUES (?, ?, ?, 'applied', ?, '[]')",
+                      (decision.scope, decision.version,
+                       json.dumps(decision.document, sort_keys=True), rfc3339(now)))
+            w.append("config.applied", {"scope": decision.scope, "version": decision.version,
+                                        "changed": decision.changed, "signer": decision.signer})
+            if mqtt_changed:
+                probation = {"scope": decision.scope, "version": decision.version,
+                             "deadline": now + decision.config.mqtt.config_rollback_s}
+                self._set_meta(w, PROBATION_KEY, json.dumps(probation))
+            self._set_report(w, "applied", [], decision.changed, decision.warnings)
+            self._set_meta(w, *decision.digest)
+        log.info("%s applied", decision.label)
+        return self.report()
+
+    def refuse(self, decision: Decision, reason: str) -> dict[str, Any]:
+        """The runtime could not run with the change and went back: record it rejected."""
+        errors = _clip([f"{decision.label}: not applied: {reason}"])
+        self._reject(decision.scope, (int(decision.version or 0), decision.document), errors,
+                     decision.digest)
+        return self.report()
+
+    def unrecorded(self, status: str, errors: list[str]) -> dict[str, Any]:
+        """A report for an outcome the store could not take (a full disk): said all the
+        same, with the versions still in effect."""
+        versions = config_versions(self.store)
+        return {"version": versions["config_version"],
+                "fleet_version": versions["fleet_config_version"], "status": status,
+                "errors": _clip(errors), "at": rfc3339(self.clock()), "changed": [],
+                "warnings": []}
+
+    # --- probation and rollback -----------------------------------------------------------
 
     def probation(self) -> dict[str, Any] | None:
         text = self.store.get_meta(PROBATION_KEY)
@@ -288,30 +323,31 @@ class DesiredConfig:
             self.store.set_meta(PROBATION_KEY, None)
             log.info("pushed config reached the broker; probation over")
 
-    def rollback_due(self) -> bool:
+    def rollback_due(self) -> Rollback | None:
         probation = self.probation()
-        return probation is not None and self.clock() >= float(probation["deadline"])
+        if probation is None or self.clock() < float(probation["deadline"]):
+            return None
+        return Rollback(str(probation["scope"]), int(probation["version"]))
 
-    def rollback(self) -> AgentConfig:
-        """The config on probation never reached the broker: back to the previous one."""
-        probation = self.probation()
-        if probation is None:
-            return effective_config(self.config_path, self.store)
-        scope, version = str(probation["scope"]), int(probation["version"])
-        errors = [f"{LABEL[scope]} v{version}: rolled back: the broker could not be reached "
-                  "with it before the rollback grace period ended"]
-        self._unapply(scope, version, "rolled_back", errors)
-        log.error("%s", errors[0])
-        return effective_config(self.config_path, self.store)
+    def rollback_target(self, rollback: Rollback) -> AgentConfig:
+        """The config the cart goes back to: the layers in effect without that one."""
+        return effective_config(self.config_path, self.store,
+                                without=(rollback.scope, rollback.version))
 
-    def _unapply(self, scope: str, version: int | None, state: str, errors: list[str]) -> None:
+    def commit_rollback(self, rollback: Rollback) -> dict[str, Any]:
+        """The runtime went back: mark the config rolled back; returns the report."""
+        errors = [f"{LABEL[rollback.scope]} v{rollback.version}: rolled back: the broker "
+                  "could not be reached with it before the rollback grace period ended"]
         with self.store.write() as w:
-            w.execute("UPDATE config_versions SET state = ?, errors = ? "
+            w.execute("UPDATE config_versions SET state = 'rolled_back', errors = ? "
                       "WHERE scope = ? AND version = ?",
-                      (state, json.dumps(errors, ensure_ascii=False), scope, version))
-            w.append("config.rejected", {"scope": scope, "version": version, "errors": errors})
+                      (json.dumps(errors, ensure_ascii=False), rollback.scope, rollback.version))
+            w.append("config.rejected", {"scope": rollback.scope, "version": rollback.version,
+                                         "errors": errors})
             w.execute("DELETE FROM meta WHERE key = ?", (PROBATION_KEY,))
             self._set_report(w, "rejected", errors)
+        log.error("%s", errors[0])
+        return self.report()
 
     # --- the report ---------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from agent.config import MqttConfig
 from agent.store import Store, Tx
-from agent.sync.control import ControlError, parse_json_object
+from agent.sync.downlink import ControlError, parse_json_object
 from agent.sync.link import PubAck
 
 log = logging.getLogger(__name__)
@@ -87,10 +87,6 @@ class Outbox:
         self._by_id.clear()
         self._cursor = 0
         self.backlog = True
-
-    @property
-    def in_flight(self) -> int:
-        return len(self._batches)
 
     @property
     def has_room(self) -> bool:

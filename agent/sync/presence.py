@@ -9,9 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 from agent import __version__
+from agent.contract import rfc3339
 from agent.store import Store
-from agent.store.transactions import rfc3339
-from agent.sync.desired import config_versions
+from agent.store.config_layers import config_versions
 
 DEVICES = ("scanner", "printer", "locker")
 

@@ -1,27 +1,34 @@
 """The sync service: one thread owning the MQTT link, the outbox, desired config and commands.
 
 Loop: (re)connect with backoff and jitter, run paho's network loop for up to 0.1 s, handle
-what arrived, send pending transactions (woken by `sync_now()`, by acks freeing the window, or
-every POLL_S), telemetry on its interval, and the rollback clock of a pushed config. All of it
-happens in the thread that calls `run()`; other threads only call `sync_now()` and `online()`.
+what arrived, send pending transactions (woken by a `sync_now` command, by acks freeing the
+window, or every POLL_S), telemetry on its interval, and the rollback clock of a pushed
+config. All of it happens in the thread that calls `run()`.
+
+A pushed config that passes its checks is handed to the runtime (`hand_over`), which owns the
+running config: it rebuilds what changed (a new SyncService when the link settings change),
+records the outcome and gives it back through `settle()`; only then is it reported. Sync never
+changes its own link settings. Other threads call only `settle()` and `online()`.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import random
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+from agent.backoff import Backoff
 from agent.config import AgentConfig
+from agent.contract import Topics, rfc3339
 from agent.health import Health
 from agent.store import Store
-from agent.store.transactions import rfc3339
-from agent.supervisor import Backoff
-from agent.sync.commands import CommandDesk, answer
-from agent.sync.desired import Decision, DesiredConfig
+from agent.sync.command_ledger import CommandDesk, answer
+from agent.sync.desired import Decision, DesiredConfig, Rollback
 from agent.sync.link import (
     MQTT5,
     MQTT311,
@@ -36,27 +43,44 @@ from agent.sync.link import (
 )
 from agent.sync.outbox import Outbox
 from agent.sync.presence import Presence, encode
-from agent.sync.topics import Topics
 
 log = logging.getLogger(__name__)
+
+HealthSnapshot = Callable[[], dict[str, dict[str, Any]]]
+CommandHandler = Callable[[str, dict[str, Any]], object]
+HandOver = Callable[["Decision | Rollback"], None]
 
 POLL_S = 0.25          # how often the store is looked at for new transactions
 LOOP_S = 0.1           # paho network loop timeout: bounds the reaction to sync_now()
 CONNACK_TIMEOUT_S = 10.0
+ROLLBACK_ASK_S = 5.0   # how often to ask the runtime again for a rollback it could not make
+
+
+@dataclass(frozen=True)
+class Settled:
+    """The runtime's answer to a hand-over: the config it now runs with, and the report to
+    publish (the store's, or one said from memory when the store could not take it)."""
+
+    config: AgentConfig
+    report: dict[str, Any]
+    taken: threading.Event = field(default_factory=threading.Event, compare=False)
 
 
 class SyncService:
     name = "sync"
 
     def __init__(self, cfg: AgentConfig, config_path: str, store: Store,
-                 health_snapshot: Callable[[], dict[str, dict[str, Any]]],
-                 command_handler: Callable[[str, dict[str, Any]], object],
-                 on_config: Callable[[AgentConfig], None],
-                 started_at: float) -> None:
+                 health_snapshot: HealthSnapshot, command_handler: CommandHandler,
+                 hand_over: HandOver, started_at: float) -> None:
         self.cfg = cfg
+        self.link = cfg.mqtt  # what this service connects with, for its whole life
         self.store = store
         self.health = Health("sync")
-        self._on_config = on_config
+        self._hand_over = hand_over
+        self._settled: queue.Queue[Settled] = queue.Queue()
+        self._awaiting = False  # a change is with the runtime; desired documents wait
+        self._held: list[tuple[str, bytes]] = []
+        self._next_rollback_ask = 0.0
         self._command_handler = command_handler
         self._started_at = started_at
         self._presence = Presence(store, cfg.data_dir, health_snapshot, started_at)
@@ -66,26 +90,28 @@ class SyncService:
         self._online = False
         self._rng = random.Random()
         self._link: Link | None = None
-        self._outbox = self._new_outbox()
+        self._outbox = Outbox(store, cfg.cart_id, self.topics.tx, self.link, self._publish_qos)
         self._protocol = MQTT5
         self._attempt = 0
         self._next_try = 0.0
         self._opened_at = 0.0
         self._next_poll = 0.0
         self._next_telemetry = 0.0
-        self._relink = False
         self._t = self.topics  # the topics of the current connection (the prefix may change)
 
-    # --- the API the daemon uses ----------------------------------------------------------
-
-    def sync_now(self) -> None:
-        self._wake.set()
+    # --- the API the runtime uses ---------------------------------------------------------
 
     def online(self) -> bool:
         return self._online
 
+    def settle(self, settled: Settled) -> threading.Event:
+        """The runtime's answer to the last hand-over (any thread); the event is set once it
+        has been reported on this service's connection (when it has one)."""
+        self._settled.put(settled)
+        return settled.taken
+
     def run(self, stop: threading.Event) -> None:
-        self._protocol = MQTT311 if self.cfg.mqtt.protocol == "3.1.1" else MQTT5
+        self._protocol = MQTT311 if self.link.protocol == "3.1.1" else MQTT5
         self._attempt, self._next_try = 0, 0.0
         self.health.set_error("connecting")
         try:
@@ -98,16 +124,18 @@ class SyncService:
 
     @property
     def topics(self) -> Topics:
-        return Topics(self.cfg.mqtt.topic_prefix, self.cfg.cart_id)
-
-    def _new_outbox(self) -> Outbox:
-        return Outbox(self.store, self.cfg.cart_id, self.topics.tx, self.cfg.mqtt,
-                      self._publish_qos)
+        return Topics(self.link.topic_prefix, self.cfg.cart_id)
 
     def _step(self, stop: threading.Event) -> None:
         now = time.monotonic()
-        if not self._online and self._desired.rollback_due():
-            self._roll_back()
+        self._take_settled()
+        if not self._online and not self._awaiting and now >= self._next_rollback_ask:
+            rollback = self._desired.rollback_due()
+            if rollback is not None:
+                self._next_rollback_ask = now + ROLLBACK_ASK_S
+                self._awaiting = True
+                log.warning("pushed config never reached the broker: asking to roll it back")
+                self._hand_over(rollback)
         if self._link is None:
             if self._wake.is_set():
                 self._wake.clear()
@@ -126,11 +154,6 @@ class SyncService:
             self._outbox.on_acks(acks)
             if self.health.error and self._online and self.health.set_ok():
                 log.info("server acknowledges transactions again")
-        if self._relink:
-            self._relink = False
-            self._close("reconnecting with pushed settings")
-            self._next_try = 0.0
-            return
         connecting = self._link is not None and not self._online
         if connecting and now - self._opened_at > CONNACK_TIMEOUT_S:
             self._refused(Refused("no CONNACK from the broker", False, answered=False))
@@ -142,15 +165,15 @@ class SyncService:
             self._outbox.pump()
             self._next_poll = now + POLL_S
         if now >= self._next_telemetry:
-            self._next_telemetry = now + self.cfg.mqtt.telemetry_interval_s
+            self._next_telemetry = now + self.link.telemetry_interval_s
             self._publish(self._t.telemetry, self._presence.telemetry(), qos=0)
 
     def _open(self) -> None:
         self._t = self.topics
         will = (self._t.status, self._presence.status("offline"))
         try:
-            link = Link(self.cfg.mqtt, f"cart-{self.cfg.cart_id}", self._protocol, will,
-                        max_inflight=self.cfg.mqtt.max_inflight_batches + 16)
+            link = Link(self.link, f"cart-{self.cfg.cart_id}", self._protocol, will,
+                        max_inflight=self.link.max_inflight_batches + 16)
             link.open()
         except LinkError as exc:
             self._failed(str(exc))
@@ -163,13 +186,13 @@ class SyncService:
             self._link.close()
         self._link = None
         self._online = False
-        delay = Backoff(initial_s=self.cfg.mqtt.reconnect_min_s,
-                        maximum_s=self.cfg.mqtt.reconnect_max_s).delay(self._attempt, self._rng)
+        delay = Backoff(initial_s=self.link.reconnect_min_s,
+                        maximum_s=self.link.reconnect_max_s).delay(self._attempt, self._rng)
         self._attempt += 1
         self._next_try = time.monotonic() + delay
         if self.health.set_error(f"offline: {reason}"):
             log.warning("broker %s:%s unreachable: %s (retrying with backoff)",
-                        self.cfg.mqtt.host, self.cfg.mqtt.port, reason)
+                        self.link.host, self.link.port, reason)
 
     def _close(self, reason: str) -> None:
         link, self._link = self._link, None
@@ -197,7 +220,7 @@ class SyncService:
             self._failed(event.reason)
 
     def _refused(self, event: Refused) -> None:
-        auto = self.cfg.mqtt.protocol == "auto"
+        auto = self.link.protocol == "auto"
         if auto and event.unsupported_protocol and self._protocol == MQTT5:
             log.info("broker does not speak MQTT 5; using 3.1.1")
             self._protocol = MQTT311
@@ -215,7 +238,7 @@ class SyncService:
         self._online = True
         self._attempt = 0
         self.health.set_ok(protocol=event.protocol)
-        log.info("connected to %s:%s (MQTT %s)", self.cfg.mqtt.host, self.cfg.mqtt.port,
+        log.info("connected to %s:%s (MQTT %s)", self.link.host, self.link.port,
                  event.protocol)
         self._link.subscribe(self._t.down())
         self._outbox.reset()
@@ -273,44 +296,35 @@ class SyncService:
     # --- desired config -----------------------------------------------------------------
 
     def _on_desired(self, scope: str, payload: bytes) -> None:
-        decision = self._desired.handle(scope, payload, self.cfg)
+        if self._awaiting:
+            self._held.append((scope, payload))  # decided once the runtime has answered
+            return
+        decision = self._desired.decide(scope, payload, self.cfg)
         if decision.status == "ignored":
             return
-        if decision.status == "applied":
-            self._take(decision)
-        # On this connection, even when new settings make us reconnect: the fleet hears that
-        # it was applied from where it pushed it (and again after reconnecting).
-        self._publish(self._t.reported, encode(self._desired.report()), retain=True)
-        self._publish(self._t.status, self._presence.status("online"), retain=True)
-
-    def _take(self, decision: Decision) -> None:
-        assert decision.config is not None
-        try:
-            self._on_config(decision.config)
-        except Exception as exc:  # the daemon could not rebuild with it: undo, keep going
-            log.error("pushed config could not be taken: %s", exc)
-            restored = self._desired.undo(decision, f"not applied: {exc}")
-            self._adopt(restored, notify=True)
+        if decision.status == "accepted":
+            self._awaiting = True
+            self._hand_over(decision)
             return
-        self._adopt(decision.config, notify=False)
+        self._report(self._desired.report())
 
-    def _adopt(self, cfg: AgentConfig, notify: bool) -> None:
-        if notify:
-            try:
-                self._on_config(cfg)
-            except Exception:  # nothing better to go back to; the log says what failed
-                log.exception("restoring the previous config failed")
-        mqtt_changed = cfg.mqtt != self.cfg.mqtt
-        self.cfg = cfg
-        if mqtt_changed:
-            # New settings mean a new connection; the outbox is rebuilt with the new limits.
-            self._outbox = self._new_outbox()
-            self._relink = True
-            self._protocol = MQTT311 if cfg.mqtt.protocol == "3.1.1" else MQTT5
+    def _take_settled(self) -> None:
+        try:
+            settled = self._settled.get_nowait()
+        except queue.Empty:
+            return
+        # This service keeps its link settings (`self.link`): when the outcome changes them,
+        # the runtime replaces it with a new service once this one has reported.
+        self.cfg = settled.config
+        self._awaiting = False
+        # On this connection, even when new settings follow with a new service: the fleet
+        # hears the outcome from where it pushed it (and again after reconnecting).
+        self._report(settled.report)
+        settled.taken.set()
+        held, self._held = self._held, []
+        for scope, payload in held:
+            self._on_desired(scope, payload)
 
-    def _roll_back(self) -> None:
-        restored = self._desired.rollback()
-        self._close("rolled back the pushed config")
-        self._adopt(restored, notify=True)
-        self._relink = False
-        self._attempt, self._next_try = 0, 0.0
+    def _report(self, report: dict[str, Any]) -> None:
+        self._publish(self._t.reported, encode(report), retain=True)
+        self._publish(self._t.status, self._presence.status("online"), retain=True)

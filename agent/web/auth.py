@@ -237,3 +237,10 @@ def csrf_ok(session: Session | None, submitted: str | None) -> bool:
     if session is None or not submitted:
         return False
     return hmac.compare_digest(session.csrf.encode(), submitted.encode("utf-8", "replace"))
+
+
+def reset_lockout(store: Store, by: str) -> dict[str, int]:
+    """Clear every attendant PIN lock (the local way back in), with an audit record."""
+    cleared = Lockout(store).reset()
+    store.record("attendant.lockout_reset", {"by": by, "clients": cleared})
+    return {"cleared": cleared}

@@ -1,4 +1,5 @@
-"""What the screens show, shaped from the daemon's state: plain dicts of display strings.
+"""What the screens show, shaped from the cart's read model and health: plain dicts of display
+strings.
 
 Everything here picks fields by name. Transactions and feedback carry token ids (`jti`) and
 details meant for logs; a page gets only what a person at the cart should see.
@@ -6,16 +7,14 @@ details meant for logs; a page gets only what a person at the cart should see.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
+from zoneinfo import ZoneInfo
 
-from agent.flows.compartments import Compartments
+from agent.config import AgentConfig
+from agent.contract import parse_rfc3339
 from agent.flows.feedback import Feedback
-from agent.store.transactions import parse_rfc3339
-
-if TYPE_CHECKING:
-    from agent.daemon import Daemon
+from agent.ports import HealthView, ReadModel
 
 RECEIPT_TYPES = {"parcel.pickup": ("取件", "Parcel pick-up"),
                  "meal.pickup": ("助餐", "Meal"),
@@ -30,14 +29,14 @@ DEVICES = {"scanner": ("扫码器", "Scanner"), "printer": ("打印机", "Printe
 NOT_FOR_RESIDENTS = {"forced_open"}
 
 
-def local_time(daemon: Daemon, value: str | float | None, fmt: str = "%m-%d %H:%M") -> str:
+def local_time(tz: ZoneInfo, value: str | float | None, fmt: str = "%m-%d %H:%M") -> str:
     if value is None or value == "":
         return ""
     try:
         ts = parse_rfc3339(value) if isinstance(value, str) else float(value)
     except ValueError:
         return ""
-    return datetime.fromtimestamp(ts, daemon.cfg.tz).strftime(fmt)
+    return datetime.fromtimestamp(ts, tz).strftime(fmt)
 
 
 def age_text(seconds: float) -> str:
@@ -65,89 +64,71 @@ def resident_event(event: Feedback) -> dict[str, Any] | None:
             "reason": event.reason or "", "big": big}
 
 
-def online(daemon: Daemon) -> bool:
-    sync = daemon.sync
-    return bool(sync is not None and sync.online())
+def resident_status(read: ReadModel, health: HealthView) -> dict[str, Any]:
+    return {"online": health.online(), "out_of_service": read.out_of_service()}
 
 
-def resident_status(daemon: Daemon) -> dict[str, Any]:
-    return {"online": online(daemon),
-            "out_of_service": daemon.store.get_meta("out_of_service") == "1"}
-
-
-def devices(daemon: Daemon) -> list[dict[str, Any]]:
+def devices(health: HealthView) -> list[dict[str, Any]]:
     out = []
-    for name, health in daemon.device_health().items():
+    for name, state in health.devices().items():
         zh, en = DEVICES.get(name, (name, name))
-        out.append({"name": name, "zh": zh, "en": en, "ok": bool(health.get("ok")),
-                    "error": str(health.get("error") or "")[:200]})
+        out.append({"name": name, "zh": zh, "en": en, "ok": bool(state.get("ok")),
+                    "error": str(state.get("error") or "")[:200]})
     return out
 
 
-def sync_state(daemon: Daemon) -> dict[str, Any]:
-    stats = daemon.store.queue_stats()
+def sync_state(read: ReadModel, health: HealthView, tz: ZoneInfo) -> dict[str, Any]:
+    stats = read.queue_stats()
+    snap = health.sync()
     state: dict[str, Any] = {
-        "enabled": daemon.sync is not None,
-        "online": online(daemon),
+        "enabled": snap is not None,
+        "online": health.online(),
         "pending": stats["pending"],
         "oldest": age_text(stats["oldest_pending_s"]) if stats["pending"] else "",
-        "last_sync": local_time(daemon, daemon.store.get_meta("last_sync_at"), "%m-%d %H:%M:%S"),
+        "last_sync": local_time(tz, read.last_sync_at(), "%m-%d %H:%M:%S"),
         "since": "", "error": "",
     }
-    if daemon.sync is not None:
-        snap = daemon.sync.health.snapshot()
-        state["since"] = local_time(daemon, snap.get("since"), "%m-%d %H:%M:%S")
+    if snap is not None:
+        since = snap.get("since")
+        state["since"] = local_time(tz, since if isinstance(since, float | str) else None,
+                                    "%m-%d %H:%M:%S")
         state["error"] = "" if snap.get("ok") else str(snap.get("error") or "")[:200]
     return state
 
 
-def grid(daemon: Daemon) -> list[dict[str, Any]]:
+def grid(read: ReadModel, tz: ZoneInfo) -> list[dict[str, Any]]:
     out = []
-    for comp in Compartments(daemon.store).all():
+    for comp in read.compartments():
         view = comp.view()
         zh, en = STATES.get(view["state"], (view["state"], view["state"]))
         door_zh, door_en = DOORS.get(view["door"], DOORS["unknown"])
         out.append({"id": comp.id, "size": comp.size, "state": view["state"],
                     "state_zh": zh, "state_en": en, "door": view["door"],
                     "door_zh": door_zh, "door_en": door_en, "parcel": comp.parcel or "",
-                    "since": local_time(daemon, view["since"]),
+                    "since": local_time(tz, view["since"]),
                     "out_of_service": comp.out_of_service, "oos_reason": comp.oos_reason or ""})
     return out
 
 
-def compartment_ids(daemon: Daemon) -> set[str]:
-    return {c.id for c in Compartments(daemon.store).all()}
+def compartment_ids(read: ReadModel) -> set[str]:
+    return {c.id for c in read.compartments()}
 
 
-def deposit_active(daemon: Daemon) -> bool:
-    cart = daemon.cart
-    return bool(cart is not None and cart.scans.deposit.active)
-
-
-def cart_out_of_service(daemon: Daemon) -> bool:
-    return daemon.store.get_meta("out_of_service") == "1"
-
-
-def receipts(daemon: Daemon, limit: int = 20) -> list[dict[str, str]]:
-    marks = ",".join("?" * len(RECEIPT_TYPES))
-    rows = daemon.store.query(
-        f"SELECT id, type, at, data FROM transactions WHERE type IN ({marks}) "
-        "ORDER BY seq DESC LIMIT ?", (*RECEIPT_TYPES, limit))
+def receipts(read: ReadModel, cfg: AgentConfig, limit: int = 20) -> list[dict[str, str]]:
     out = []
-    for row in rows:
-        data = json.loads(row["data"])
-        zh, en = RECEIPT_TYPES[row["type"]]
-        out.append({"id": row["id"], "zh": zh, "en": en, "at": local_time(daemon, row["at"]),
-                    "summary": _summary(daemon, row["type"], data)})
+    for tx in read.recent(RECEIPT_TYPES, limit):
+        zh, en = RECEIPT_TYPES[tx.type]
+        out.append({"id": tx.id, "zh": zh, "en": en, "at": local_time(cfg.tz, tx.at),
+                    "summary": _summary(cfg, tx.type, tx.data)})
     return out
 
 
-def _summary(daemon: Daemon, type_: str, data: dict[str, Any]) -> str:
+def _summary(cfg: AgentConfig, type_: str, data: dict[str, Any]) -> str:
     if type_ == "parcel.pickup":
         return f"{data.get('label', '')} · {data.get('compartment', '')}"
     if type_ == "meal.pickup":
         return " ".join(str(x) for x in (data.get("order"), data.get("name")) if x)
-    service = daemon.cfg.ticket_services.get(str(data.get("service")))
+    service = cfg.ticket_services.get(str(data.get("service")))
     name = service.zh if service else str(data.get("service", ""))
     return f"{name} {data.get('number', '')} 号"
 
@@ -163,8 +144,8 @@ TX_NAMES = {
 }
 
 
-def report(daemon: Daemon, raw: dict[str, Any]) -> dict[str, Any]:
-    services = daemon.cfg.ticket_services
+def report(cfg: AgentConfig, raw: dict[str, Any]) -> dict[str, Any]:
+    services = cfg.ticket_services
     return {
         "day": raw["day"],
         "transactions": [(TX_NAMES.get(t, t), n) for t, n in raw["transactions"].items()],
@@ -172,6 +153,6 @@ def report(daemon: Daemon, raw: dict[str, Any]) -> dict[str, Any]:
                     for s, n in raw["tickets"].items()],
         "parcels": raw["parcels"],
         "waiting": [{"compartment": w["compartment"], "parcel": w["parcel"],
-                     "since": local_time(daemon, w["since"])} for w in raw["waiting"]],
+                     "since": local_time(cfg.tz, w["since"])} for w in raw["waiting"]],
         "meals": raw["meals"], "refused": raw["refused"],
     }

@@ -18,7 +18,7 @@ import resource
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from waitress import wasyncore
 from waitress.adjustments import Adjustments
@@ -26,11 +26,9 @@ from waitress.server import TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 
 from agent.health import Health
+from agent.ports import CartActions, ConfigView, Feeds, HealthView, ReadModel
 from agent.web.auth import Lockout, Sessions
 from agent.web.views import WebContext, build_app
-
-if TYPE_CHECKING:
-    from agent.daemon import Daemon
 
 log = logging.getLogger("agent.web")
 
@@ -86,7 +84,7 @@ def with_security_headers(app: WSGIApp) -> WSGIApp:
     return wrapped
 
 
-class _CartServer(TcpWSGIServer):
+class _CartServer(TcpWSGIServer):  # type: ignore[misc]  # waitress ships no types
     """waitress's server with the defence it lacks: a client that has not sent a whole
     request within HEADER_S is dropped (slow loris; waitress itself only drops a connection
     idle for channel_timeout, which a client trickling one byte at a time never is)."""
@@ -161,19 +159,20 @@ class WebService:
 
     name = "web"
 
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
+    def __init__(self, actions: CartActions, read: ReadModel, health: HealthView,
+                 config: ConfigView, feeds: Feeds, lockout: Lockout) -> None:
+        self.config = config
         self.health = Health("web")
         self.port: int | None = None
         self.sessions = Sessions(idle_s=SESSION_IDLE_S)
-        self.lockout = Lockout(daemon.store, clock=daemon.clock)
+        self.lockout = lockout
         self._closing = threading.Event()
         self.app = StreamLimit(with_security_headers(build_app(WebContext(
-            daemon, self.sessions, self.lockout, stopping=self._closing.is_set))),
-            slots=MAX_STREAMS, max_s=STREAM_MAX_S)
+            actions, read, health, config, feeds, self.sessions, lockout,
+            stopping=self._closing.is_set))), slots=MAX_STREAMS, max_s=STREAM_MAX_S)
 
     def run(self, stop: threading.Event) -> None:
-        cfg = self.daemon.cfg.web
+        cfg = self.config.config.web
         adj = Adjustments(host=cfg.listen, port=cfg.port, threads=THREADS,
                           connection_limit=connection_limit(), channel_timeout=IDLE_S,
                           cleanup_interval=1, asyncore_use_poll=True, ident="cart-agent",

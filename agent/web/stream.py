@@ -11,12 +11,10 @@ import json
 import queue
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from agent.ports import Feeds, HealthView, ReadModel
 from agent.web.present import resident_event, resident_status
-
-if TYPE_CHECKING:
-    from agent.daemon import Daemon
 
 STATUS_EVERY_S = 2.0
 PING_EVERY_S = 15.0   # a comment line, so a vanished client is noticed on the next write
@@ -29,8 +27,9 @@ def sse(event: str, data: dict[str, Any], ident: int | None = None) -> str:
     return f"{head}event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def resident_stream(daemon: Daemon, stopping: Callable[[], bool]) -> Iterator[str]:
-    sub = daemon.feedback.subscribe(50)
+def resident_stream(feeds: Feeds, read: ReadModel, health: HealthView,
+                    stopping: Callable[[], bool]) -> Iterator[str]:
+    sub = feeds.feedback.subscribe(50)
     try:
         # `retry` makes the browser reconnect quickly after a daemon restart.
         yield "retry: 2000\n\n"
@@ -40,7 +39,7 @@ def resident_stream(daemon: Daemon, stopping: Callable[[], bool]) -> Iterator[st
             now = time.monotonic()
             if now >= next_status:
                 next_status = now + STATUS_EVERY_S
-                status = resident_status(daemon)
+                status = resident_status(read, health)
                 if status != last_status:
                     last_status = status
                     yield sse("status", status)
@@ -55,4 +54,4 @@ def resident_stream(daemon: Daemon, stopping: Callable[[], bool]) -> Iterator[st
             if public is not None:
                 yield sse("feedback", public, event.id)
     finally:
-        daemon.feedback.unsubscribe(sub)
+        feeds.feedback.unsubscribe(sub)

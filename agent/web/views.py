@@ -3,7 +3,8 @@
 
 Every POST is checked in the same order before anything else: body size, Origin, session,
 CSRF token. Then the form fields are checked (length, known compartment, a reason), and only
-then does the action run, through `daemon.actions` on the flow thread. Every POST answers with
+then does the action run, through the cart's actions (agent.ports.CartActions) on the flow
+thread. Every POST answers with
 a redirect and a flash message (post/redirect/get), so a reload never repeats an action.
 """
 
@@ -15,18 +16,16 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 import bottle
 from bottle import Bottle, HTTPResponse, request, response
 
-from agent.flows.actions import MAX_REASON, ActionError, Actions
+from agent.flows.actions import MAX_REASON, ActionError
+from agent.ports import CartActions, ConfigView, Feeds, HealthView, ReadModel
 from agent.web import present
 from agent.web.auth import Lockout, Session, Sessions, csrf_ok
 from agent.web.stream import resident_stream
-
-if TYPE_CHECKING:
-    from agent.daemon import Daemon
 
 log = logging.getLogger("agent.web")
 
@@ -39,6 +38,7 @@ BY = "attendant"
 TX_ID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 TOO_LONG = ("输入过长，未执行", "Input too long; nothing was done")
+Page = TypeVar("Page", bound=Callable[..., Any])
 
 
 class Refusal(Exception):
@@ -58,7 +58,11 @@ class Outcome:
 
 @dataclass
 class WebContext:
-    daemon: Daemon
+    actions: CartActions
+    read: ReadModel
+    health: HealthView
+    config: ConfigView
+    feeds: Feeds
     sessions: Sessions
     lockout: Lockout
     stopping: Callable[[], bool]
@@ -105,7 +109,10 @@ def same_origin() -> bool:
 
 def build_app(web: WebContext) -> Bottle:
     app = Bottle(catchall=True)
-    daemon = web.daemon
+    read, health = web.read, web.health
+
+    def cfg() -> Any:
+        return web.config.config  # the config in effect now (a push may replace it)
 
     def current_session() -> Session | None:
         return web.sessions.get(request.get_cookie(COOKIE))
@@ -134,10 +141,20 @@ def build_app(web: WebContext) -> Bottle:
                                "Form token missing or wrong (reload the page); nothing was done")
         return session
 
-    def actions() -> Actions:
-        if daemon.actions is None:
-            raise Refusal("服务车正在启动，请稍后再试", "The cart is starting; try again shortly")
-        return daemon.actions
+    def actions() -> CartActions:
+        return web.actions
+
+    def get(path: str) -> Callable[[Page], Page]:
+        def register(page: Page) -> Page:
+            app.route(path, "GET", page)
+            return page
+        return register
+
+    def post_raw(path: str) -> Callable[[Page], Page]:
+        def register(page: Page) -> Page:
+            app.route(path, "POST", page)
+            return page
+        return register
 
     def post(path: str) -> Callable[[Callable[[], Outcome]], Callable[[], Any]]:
         """Register an attendant action: guard, run, flash the outcome, redirect back."""
@@ -165,7 +182,7 @@ def build_app(web: WebContext) -> Bottle:
         comp = field("compartment", 8)
         if not comp:
             raise Refusal("请选择柜格", "Choose a compartment")
-        if comp not in present.compartment_ids(daemon):
+        if comp not in present.compartment_ids(read):
             raise Refusal(f"本车没有 {comp} 号柜", f"No compartment {comp} on this cart")
         return comp
 
@@ -185,38 +202,38 @@ def build_app(web: WebContext) -> Bottle:
 
     # --- the resident screen ---------------------------------------------------------------
 
-    @app.get("/")
+    @get("/")
     def resident() -> str:
-        cfg = daemon.cfg
-        services = [(s.zh, s.en) for s in cfg.ticket_services.values()]
-        return render("resident", title="便民服务车 Service cart", cart_id=cfg.cart_id,
-                      locker=bool(cfg.locker.enabled and cfg.locker.compartments),
-                      services=services, status=present.resident_status(daemon),
-                      tz=cfg.timezone)
+        now = cfg()
+        services = [(s.zh, s.en) for s in now.ticket_services.values()]
+        return render("resident", title="便民服务车 Service cart", cart_id=now.cart_id,
+                      locker=bool(now.locker.enabled and now.locker.compartments),
+                      services=services, status=present.resident_status(read, health),
+                      tz=now.timezone)
 
-    @app.get("/events")
+    @get("/events")
     def events() -> Any:
         response.content_type = "text/event-stream; charset=utf-8"
-        return resident_stream(daemon, web.stopping)
+        return resident_stream(web.feeds, read, health, web.stopping)
 
-    @app.get("/static/<path:path>")
+    @get("/static/<path:path>")
     def static(path: str) -> Any:
         return bottle.static_file(path, root=STATIC_DIR)
 
     # --- logging in and out -------------------------------------------------------------
 
-    @app.get("/attendant")
+    @get("/attendant")
     def console() -> str:
         session = current_session()
         if session is None or not session.authenticated:
             return login_page(session)
         flash, session.flash = session.flash, []
-        return render("console", title="工作人员 Attendant", cart_id=daemon.cfg.cart_id,
-                      csrf=session.csrf, flash=flash, devices=present.devices(daemon),
-                      sync=present.sync_state(daemon), grid=present.grid(daemon),
-                      deposit=present.deposit_active(daemon),
-                      cart_oos=present.cart_out_of_service(daemon),
-                      receipts=present.receipts(daemon))
+        now = cfg()
+        return render("console", title="工作人员 Attendant", cart_id=now.cart_id,
+                      csrf=session.csrf, flash=flash, devices=present.devices(health),
+                      sync=present.sync_state(read, health, now.tz),
+                      grid=present.grid(read, now.tz), deposit=read.deposit_active(),
+                      cart_oos=read.out_of_service(), receipts=present.receipts(read, now))
 
     def login_page(session: Session | None) -> str:
         if session is None:
@@ -225,12 +242,13 @@ def build_app(web: WebContext) -> Bottle:
         flash, session.flash = session.flash, []
         # The lock is said once: by the flash right after a try, by the notice otherwise.
         until = None if flash else web.lockout.locked_until(client_address())
-        return render("login", title="工作人员登录 Attendant login", cart_id=daemon.cfg.cart_id,
+        now = cfg()
+        return render("login", title="工作人员登录 Attendant login", cart_id=now.cart_id,
                       csrf=session.csrf, flash=flash,
-                      locked=present.local_time(daemon, until, "%H:%M:%S") if until else "",
-                      no_pin=not daemon.cfg.security.attendant_pin_hash)
+                      locked=present.local_time(now.tz, until, "%H:%M:%S") if until else "",
+                      no_pin=not now.security.attendant_pin_hash)
 
-    @app.post("/attendant/login")
+    @post_raw("/attendant/login")
     def login() -> str:
         session = guard(authenticated=False)
         try:
@@ -241,9 +259,9 @@ def build_app(web: WebContext) -> Bottle:
         if not pin:
             session.flash.append(("error", "请输入 PIN", "Enter the PIN"))
             return redirect("/attendant")
-        cfg = daemon.cfg
-        result = web.lockout.attempt(pin, cfg.security.attendant_pin_hash,
-                                     cfg.web.lockout_failures, cfg.web.lockout_s,
+        now = cfg()
+        result = web.lockout.attempt(pin, now.security.attendant_pin_hash,
+                                     now.web.lockout_failures, now.web.lockout_s,
                                      client=client_address())
         if result.ok:
             fresh = web.sessions.login(session)
@@ -255,21 +273,21 @@ def build_app(web: WebContext) -> Bottle:
             session.flash.append(("error", "尚未设置工作人员 PIN，无法登录",
                                   "no attendant PIN configured (cart-agent hash-pin)"))
         elif result.locked_until is not None:
-            when = present.local_time(daemon, result.locked_until, "%H:%M:%S")
+            when = present.local_time(now.tz, result.locked_until, "%H:%M:%S")
             session.flash.append(("error", f"PIN 错误次数过多，已锁定至 {when}",
                                   f"Too many wrong PINs: locked until {when}"))
-            if result.failures >= cfg.web.lockout_failures:
+            if result.failures >= now.web.lockout_failures:
                 log.warning("attendant console locked until %s after %d wrong PINs", when,
                             result.failures)
         else:
-            left = cfg.web.lockout_failures - result.failures
+            left = now.web.lockout_failures - result.failures
             session.flash.append(("error", f"PIN 不正确，还可尝试 {left} 次",
                                   f"Wrong PIN; {left} tries left before the lock"))
             log.warning("wrong attendant PIN (%d of %d)", result.failures,
-                        cfg.web.lockout_failures)
+                        now.web.lockout_failures)
         return redirect("/attendant")
 
-    @app.post("/attendant/logout")
+    @post_raw("/attendant/logout")
     def logout() -> str:
         session = guard()
         web.sessions.drop(session.token)
@@ -346,20 +364,21 @@ def build_app(web: WebContext) -> Bottle:
             raise Refusal("日期格式应为 YYYY-MM-DD", "The day must be YYYY-MM-DD")
         return value
 
-    @app.get("/attendant/report")
+    @get("/attendant/report")
     def report_page() -> Any:
         session = current_session()
         if session is None or not session.authenticated:
             return redirect("/attendant")
         flash, session.flash = session.flash, []
         try:
-            raw = actions().report(day_field(request.query.getunicode("day")))
+            raw = read.day_report(day_field(request.query.getunicode("day")))
         except (Refusal, ValueError) as exc:
             zh, en = (exc.zh, exc.en) if isinstance(exc, Refusal) else ("日期无效", str(exc))
             session.flash.append(("error", zh, en))
             return redirect("/attendant/report")
-        return render("report", title="日报 Day report", cart_id=daemon.cfg.cart_id,
-                      csrf=session.csrf, flash=flash, report=present.report(daemon, raw))
+        now = cfg()
+        return render("report", title="日报 Day report", cart_id=now.cart_id,
+                      csrf=session.csrf, flash=flash, report=present.report(now, raw))
 
     @post("/attendant/report/print")
     def print_report() -> Outcome:

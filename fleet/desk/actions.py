@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.sync.commands import SIGNATURES, CommandError, check_args
+
 from fleet.client import BrokerOptions, FleetError
 from fleet.control import (
     Signer,

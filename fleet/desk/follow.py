@@ -177,7 +177,7 @@ class Follower:
                 if failing:
                     log.info("desk: reading transactions again")
                 failing = False
-            except Exception as exc:  # the loop's top: log once, retry
+            except Exception as exc:  # noqa: BLE001 - the loop's top: log once, retry
                 if not failing:
                     log.error("desk: reading transactions failed: %s", exc)
                 failing, busy = True, False

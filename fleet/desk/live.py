@@ -23,9 +23,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from agent.sync.topics import FLEET_SCOPE
+
 from agent.config import CART_ID_PATTERN
 from agent.store.transactions import parse_rfc3339
-from agent.sync.topics import FLEET_SCOPE
 from fleet.control import decode_control
 from fleet.desk.attention import CartLive, assess, version_of
 from fleet.desk.db import Database

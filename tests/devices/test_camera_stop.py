@@ -72,7 +72,8 @@ def test_camera_error_names_the_camera(tmp_path: Path) -> None:
     done = subprocess.run(agent("scan-test", "--count", "1", "-c", str(cfg)),
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
-    assert str(missing) in done.stderr and "/dev/cart-scanner" not in done.stderr
+    assert str(missing) in done.stderr
+    assert "/dev/cart-scanner" not in done.stderr
     assert ABORT not in done.stderr
 
 

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.devices.escpos_decode import EscposDecodeError, decode_escpos, tokenize
 from agent.devices.printer.receipt import native_qr, raster, text_line
+from agent.devices.sim.escpos_decode import EscposDecodeError, decode_escpos, tokenize
 
 
 def test_text_alignment_bold_size_and_chinese_mode() -> None:
@@ -39,7 +39,8 @@ def test_native_qr_data_is_extracted_at_print() -> None:
     assert names == ["init", "qr_model", "qr_size", "qr_ec", "qr_store", "qr_print", "cut"]
     size = next(c for c in doc.commands if c.name == "qr_size")
     ec = next(c for c in doc.commands if c.name == "qr_ec")
-    assert size.args == (6,) and ec.args == (0x31,)  # error correction M
+    assert size.args == (6,)
+    assert ec.args == (0x31,)
     assert doc.cuts == 1
 
 

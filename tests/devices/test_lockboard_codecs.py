@@ -41,9 +41,9 @@ def test_bs_reply_golden_bytes() -> None:
     assert bs.encode_lock_reply(1, 1, 1) == H("80 01 01 11 91")
     # doors 1 and 9 and 24 closed: G1 = 01, G2 = 01, G3 = 80
     assert bs.encode_status_reply(1, 1 | 1 << 8 | 1 << 23) == H("80 01 80 01 01 33 32")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="lock 0 would read the whole board"):
         bs.encode_read_lock(1, 0)  # lock 0 is the whole-board read
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="a lock state bit is 0 or 1, not 2"):
         bs.encode_open_reply(1, 1, 2)
 
 
@@ -83,7 +83,7 @@ def test_requests_decode_as_boards_see_them() -> None:
 
 
 @pytest.mark.parametrize(
-    "codec, frame",
+    ("codec", "frame"),
     [
         (bs, H("8A 02 01 11 99")),  # checksum off by one bit
         (bs, H("80 01 80 01 01 33")),  # short
@@ -104,13 +104,13 @@ def test_bad_frames_rejected(codec: object, frame: bytes) -> None:
 
 
 def test_address_ranges() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"kerong address out of range: board 16"):
         kerong.encode_open(16, 1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"kerong address out of range: .* lock 17"):
         kerong.encode_open(0, 17)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"bs lock address out of range: .* lock 25"):
         bs.CODEC.check(LockAddress(1, 25))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"bs lock address out of range: board 0"):
         bs.CODEC.check(LockAddress(0, 1))
     kerong.CODEC.check(LockAddress(0, 16))
 

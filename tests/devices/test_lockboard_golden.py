@@ -98,7 +98,7 @@ def _bus(path: str, closed_bit: int) -> LockBus:
 
 
 @pytest.mark.parametrize(
-    "closed_bit, reply, outcome",
+    ("closed_bit", "reply", "outcome"),
     [
         (1, OPEN_REPLY_LOCK_OPEN, "released"),  # the manual: success
         (1, OPEN_1_1, "not_released"),  # the manual: failure (the request echoed)
@@ -118,7 +118,7 @@ def test_open_reply_read_through_closed_bit(
 
 
 @pytest.mark.parametrize(
-    "closed_bit, reply, closed",
+    ("closed_bit", "reply", "closed"),
     [(1, READ_1_1_BIT_SET, True), (1, READ_1_1_BIT_CLEAR, False),
      (0, READ_1_1_BIT_SET, False), (0, READ_1_1_BIT_CLEAR, True)],
 )

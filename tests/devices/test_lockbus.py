@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from agent.backoff import Backoff
 from agent.devices.lockboard import codec_for
 from agent.devices.lockboard.bus import LockBus
 from agent.devices.lockboard.frames import BoardTimeout, FrameError, LockAddress, LockerUnavailable
 from agent.devices.lockboard.locker import DoorEvent, LockerService
 from agent.devices.sim.lockbus import LockBusSimulator
-from agent.supervisor import Backoff, Supervisor
-from tests.support import wait_until
+from agent.runtime.supervisor import Supervisor
+from tests.support import wait_for
 
 A = LockAddress
 OPEN_S, STATUS_S = 0.3, 0.15  # short driver timeouts keep the suite fast
@@ -69,7 +70,8 @@ def test_closed_bit_sets_polarity(tmp_path: Path, protocol: str) -> None:
         sim.force_open(A(1, 2))
         with make_bus(sim, closed_bit=0) as bus:
             doors = bus.read_board(1)
-            assert doors[2] is False and doors[1] is True
+            assert doors[2] is False
+            assert doors[1] is True
         with make_bus(sim, closed_bit=1) as wrong:
             assert wrong.read_board(1)[1] is False  # misconfigured polarity reads every door open
 
@@ -77,7 +79,8 @@ def test_closed_bit_sets_polarity(tmp_path: Path, protocol: str) -> None:
 def test_stuck_lock_reports_not_released(bus: LockBus, sim: LockBusSimulator) -> None:
     sim.set_stuck(A(1, 4))
     result = bus.open_lock(A(1, 4))
-    assert result.released is False and result.error
+    assert result.released is False
+    assert result.error
     assert sim.open_count(A(1, 4)) == 0
     assert sim.door_closed(A(1, 4))
     assert sim.opens_received(A(1, 4)) == 1  # one open frame per open, ever
@@ -92,18 +95,23 @@ def test_absent_board_times_out_while_another_serves(bus: LockBus, sim: LockBusS
         bus.read_board(2)
     assert bus.read_board(1)[1] is True
     result = bus.open_lock(A(2, 1))
-    assert result.outcome == "unknown" and result.door_open is None and result.error
+    assert result.outcome == "unknown"
+    assert result.door_open is None
+    assert result.error
     assert sim.opens_received(A(2, 1)) == 1  # never sent again
     health = bus.board_health()
-    assert health[2]["ok"] is False and health[2]["timeouts"] >= 2
-    assert health[1]["ok"] is True and health[1]["last_ok_at"] is not None
+    assert health[2]["ok"] is False
+    assert health[2]["timeouts"] >= 2
+    assert health[1]["ok"] is True
+    assert health[1]["last_ok_at"] is not None
 
 
 def test_garbage_before_a_reply_is_skipped(bus: LockBus, sim: LockBusSimulator) -> None:
     sim.force_open(A(1, 5))
     sim.inject_garbage(bytes.fromhex("8a 80 02 02 35 ff 00 81"))
     doors = bus.read_board(1)
-    assert doors[5] is False and doors[1] is True
+    assert doors[5] is False
+    assert doors[1] is True
     assert bus.board_health()[1]["bad_frames"] >= 1
 
 
@@ -134,17 +142,20 @@ def test_reply_from_wrong_board_is_rejected(bus: LockBus, sim: LockBusSimulator)
     sim.misaddress_next_reply(2)
     result = bus.open_lock(A(1, 7))  # bs: open reply stamped board 2; kerong: the status after
     assert result.released is True
-    assert sim.open_count(A(1, 7)) == 1 and sim.opens_received(A(1, 7)) == 1
+    assert sim.open_count(A(1, 7)) == 1
+    assert sim.opens_received(A(1, 7)) == 1
 
 
 def test_slow_open_is_not_retried_blindly(bus: LockBus, sim: LockBusSimulator) -> None:
     sim.set_reply_delay(0.5)  # longer than both the open and the status timeouts
     result = bus.open_lock(A(1, 8))
-    assert result.outcome == "unknown" and result.door_open is None and result.error
+    assert result.outcome == "unknown"
+    assert result.door_open is None
+    assert result.error
     assert sim.opens_received(A(1, 8)) == 1
     assert sim.open_count(A(1, 8)) == 1  # it did open, once; it must not open again
     sim.set_reply_delay(0.0)
-    assert wait_until(lambda: _door_reads_open(bus, A(1, 8)))
+    assert wait_for(lambda: _door_reads_open(bus, A(1, 8)))
 
 
 def _door_reads_open(bus: LockBus, address: LockAddress) -> bool:
@@ -159,7 +170,8 @@ def test_late_open_reply_door_read_first_no_retry(sim: LockBusSimulator) -> None
         sim.set_reply_delay(0.45, only="open")  # open times out (0.3 s), the status read fits
         result = bus.open_lock(A(1, 9))
         assert (result.released, result.door_open, result.error) == (True, True, None)
-        assert sim.opens_received(A(1, 9)) == 1 and sim.open_count(A(1, 9)) == 1
+        assert sim.opens_received(A(1, 9)) == 1
+        assert sim.open_count(A(1, 9)) == 1
 
 
 def test_never_sent_twice_even_while_the_door_reads_closed(
@@ -168,7 +180,9 @@ def test_never_sent_twice_even_while_the_door_reads_closed(
     sim.set_stuck(A(1, 10))
     sim.corrupt_next_reply()  # bs: no valid answer to the open, so the door is read
     result = bus.open_lock(A(1, 10))
-    assert result.outcome == "unknown" and result.door_open is False and result.error
+    assert result.outcome == "unknown"
+    assert result.door_open is False
+    assert result.error
     assert sim.opens_received(A(1, 10)) == 1
     assert sim.open_frames_received(A(1, 10)) == 1
     assert sim.open_count(A(1, 10)) == 0
@@ -202,7 +216,7 @@ class Events:
             return [e for e in self.items if e.address == address and e.kind == kind]
 
     def wait(self, address: LockAddress, kind: str, count: int = 1) -> bool:
-        return wait_until(lambda: len(self.of(address, kind)) >= count)
+        return wait_for(lambda: len(self.of(address, kind)) >= count)
 
 
 ADDRESSES = [A(1, 1), A(1, 2), A(2, 1)]
@@ -229,7 +243,8 @@ def test_service_reports_door_events_and_opens_nothing_by_itself(
     for address in ADDRESSES:
         assert events.wait(address, "initial")
     assert svc.door_states() == dict.fromkeys(ADDRESSES, True)
-    assert svc.health.ok and svc.health.snapshot()["boards"]
+    assert svc.health.ok
+    assert svc.health.snapshot()["boards"]
     assert not any(sim.opens_received(a) for a in ADDRESSES)  # never opens on start-up
 
     result = svc.open(A(1, 1), timeout_s=2.0)
@@ -238,7 +253,7 @@ def test_service_reports_door_events_and_opens_nothing_by_itself(
     assert not events.of(A(1, 1), "forced_open")
     sim.close_door(A(1, 1))
     assert events.wait(A(1, 1), "closed")
-    assert wait_until(lambda: svc.door_states()[A(1, 1)] is True)
+    assert wait_for(lambda: svc.door_states()[A(1, 1)] is True)
 
     sim.force_open(A(1, 2))
     assert events.wait(A(1, 2), "forced_open")
@@ -256,14 +271,16 @@ def test_service_serves_one_board_while_another_is_silent(
     svc, events, _ = service
     assert events.wait(A(2, 1), "initial")
     sim.set_absent(2)
-    assert wait_until(lambda: svc.door_states()[A(2, 1)] is None)
+    assert wait_for(lambda: svc.door_states()[A(2, 1)] is None)
     assert svc.health.ok  # board 1 still answers
     boards = svc.health.snapshot()["boards"]
-    assert isinstance(boards, dict) and boards[2]["ok"] is False and boards[1]["ok"] is True
+    assert isinstance(boards, dict)
+    assert boards[2]["ok"] is False
+    assert boards[1]["ok"] is True
     assert svc.open(A(1, 2), timeout_s=2.0).released
     assert events.wait(A(1, 2), "opened")
     sim.set_absent(2, False)
-    assert wait_until(lambda: svc.door_states()[A(2, 1)] is True)
+    assert wait_for(lambda: svc.door_states()[A(2, 1)] is True)
     assert not events.of(A(2, 1), "forced_open")
 
 
@@ -271,15 +288,15 @@ def test_service_survives_unplug_and_replug(
     service: tuple[LockerService, Events, Supervisor], sim: LockBusSimulator
 ) -> None:
     svc, events, supervisor = service
-    assert wait_until(lambda: svc.health.ok)
+    assert wait_for(lambda: svc.health.ok)
     sim.unplug()
-    assert wait_until(lambda: not svc.health.ok)
-    assert wait_until(lambda: set(svc.door_states().values()) == {None})
+    assert wait_for(lambda: not svc.health.ok)
+    assert wait_for(lambda: set(svc.door_states().values()) == {None})
     with pytest.raises(LockerUnavailable):
         svc.open(A(1, 1), timeout_s=0.5)
     time.sleep(0.3)  # a few failed reopen attempts while the cable is out
     sim.replug()
-    assert wait_until(lambda: svc.health.ok)
+    assert wait_for(lambda: svc.health.ok)
     assert events.wait(A(1, 1), "initial", count=2)  # first reading after reconnect
     assert svc.open(A(1, 1), timeout_s=2.0).released
     assert sim.open_count(A(1, 1)) == 1

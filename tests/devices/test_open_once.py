@@ -47,7 +47,7 @@ LOST_ANSWERS: list[tuple[Fault, int]] = [
 ]
 
 
-@pytest.mark.parametrize("fault, arg", LOST_ANSWERS)
+@pytest.mark.parametrize(("fault", "arg"), LOST_ANSWERS)
 def test_lost_answer_behind_a_slow_door_is_unknown_and_never_resent(
     bs_sim: LockBusSimulator, fault: Fault, arg: int
 ) -> None:
@@ -63,7 +63,7 @@ def test_lost_answer_behind_a_slow_door_is_unknown_and_never_resent(
     assert_one_frame(bs_sim)
 
 
-@pytest.mark.parametrize("fault, arg", [("drop", 0), ("truncate", 3), ("flip", 3)])
+@pytest.mark.parametrize(("fault", "arg"), [("drop", 0), ("truncate", 3), ("flip", 3)])
 def test_lost_answer_with_the_door_already_open_is_released(
     bs_sim: LockBusSimulator, fault: Fault, arg: int
 ) -> None:
@@ -93,7 +93,8 @@ def test_cable_pulled_after_the_frame_went_out(bs_sim: LockBusSimulator) -> None
         result = bus.open_lock(A)
     finally:
         bus.close()
-    assert result.outcome == "unknown" and "port failed" in (result.error or "")
+    assert result.outcome == "unknown"
+    assert "port failed" in (result.error or "")
     assert_one_frame(bs_sim)
 
 
@@ -102,7 +103,8 @@ def test_late_answer_is_not_taken_for_the_door_read(bs_sim: LockBusSimulator) ->
     bs_sim.set_reply_delay(0.35, only="open")  # after the driver gave up on it
     with bus_for(bs_sim) as bus:
         result = bus.open_lock(A)
-        assert result.outcome == "unknown" and result.door_open in (False, None)
+        assert result.outcome == "unknown"
+        assert result.door_open in (False, None)
         assert bus.board_health()[1]["bad_frames"] + bus.board_health()[1]["timeouts"] >= 1
     assert_one_frame(bs_sim)
 
@@ -116,7 +118,7 @@ def kerong_sim(tmp_path: Path) -> Iterator[LockBusSimulator]:
         yield simulator
 
 
-@pytest.mark.parametrize("answer, note", [
+@pytest.mark.parametrize(("answer", "note"), [
     ("silence", None),
     ("echo", "the board echoed the unlock"),
     ("status", "the board answered the unlock with its status"),
@@ -131,7 +133,9 @@ def test_kerong_answers_to_an_unlock(
     assert (result.outcome, result.door_open, result.note) == ("released", True, note)
     assert_one_frame(kerong_sim)
     # None of the three is a fault of the board: no timeout, no bad frame counted.
-    assert health["ok"] and health["timeouts"] == 0 and health["bad_frames"] == 0
+    assert health["ok"]
+    assert health["timeouts"] == 0
+    assert health["bad_frames"] == 0
     if answer == "silence":
         assert kerong_sim.sent[:3] == bytes.fromhex("02 10 35")  # first bytes: a status read
     else:
@@ -156,5 +160,6 @@ def test_kerong_garbled_answer_to_the_unlock(kerong_sim: LockBusSimulator) -> No
     kerong_sim.fault_next_reply("flip", 4, only="open")
     with bus_for(kerong_sim) as bus:
         result = bus.open_lock(A)
-    assert result.outcome == "released" and "garbled" in (result.note or "")
+    assert result.outcome == "released"
+    assert "garbled" in (result.note or "")
     assert_one_frame(kerong_sim)

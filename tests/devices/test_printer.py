@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.devices.escpos_decode import decode_escpos
+from agent.backoff import Backoff
 from agent.devices.printer.receipt import (
     PrinterProfile,
     Receipt,
@@ -24,9 +24,10 @@ from agent.devices.printer.receipt import (
 )
 from agent.devices.printer.service import PaperOut, PrinterError, PrinterOffline, PrinterService
 from agent.devices.printer.status import check_status_byte, parse_status, status_bytes
+from agent.devices.sim.escpos_decode import decode_escpos
 from agent.devices.sim.printer import PrinterSimulator
-from agent.supervisor import Backoff, Supervisor
-from tests.support import wait_until
+from agent.runtime.supervisor import Supervisor
+from tests.support import wait_for
 
 AT = datetime(2024, 5, 1, 4, 30, tzinfo=UTC)  # 12:30 in Asia/Shanghai
 TX = "01HZ0000000000000000000000"
@@ -103,7 +104,8 @@ def test_raster_qr_variant_scans_back() -> None:
 
 def test_no_cutter_profile_feeds_without_cutting() -> None:
     data = render_receipt(pickup_receipt(), PrinterProfile(cut=False))
-    assert decode_escpos(data).cuts == 0 and data.endswith(b"\x1bd\x04")
+    assert decode_escpos(data).cuts == 0
+    assert data.endswith(b"\x1bd\x04")
 
 
 def test_control_characters_in_text_cannot_become_commands() -> None:
@@ -143,11 +145,14 @@ def test_status_ok_and_problems() -> None:
 
 def test_silence_is_unknown_never_ok() -> None:
     status = parse_status({1: b"", 2: None, 4: None})
-    assert status.state == "unknown" and status.paper_out is None
-    assert not status.can_print and "no answer" in (status.reason or "")
+    assert status.state == "unknown"
+    assert status.paper_out is None
+    assert not status.can_print
+    assert "no answer" in (status.reason or "")
     # Answers to 1 and 2 without the paper sensor's: still unknown, not "paper OK".
     partial = parse_status({1: b"\x12", 2: b"\x12", 4: b""})
-    assert partial.state == "unknown" and partial.paper_out is False
+    assert partial.state == "unknown"
+    assert partial.paper_out is False
 
 
 def test_a_reported_problem_wins_over_silence_elsewhere() -> None:
@@ -168,7 +173,7 @@ def test_fixed_bits_decide_validity(value: int) -> None:
     if valid:
         assert check_status_byte(value) == value
     else:
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="is not a status byte"):
             check_status_byte(value)
 
 
@@ -189,9 +194,10 @@ def test_print_reaches_the_printer_as_the_receipt(sim: PrinterSimulator) -> None
     service = make_service(sim)
     data = service.print_receipt(pickup_receipt(), timeout_s=5)
     assert data == render_receipt(pickup_receipt(), PrinterProfile())
-    assert wait_until(lambda: sim.receipts() == [data])
+    assert wait_for(lambda: sim.receipts() == [data])
     doc = decode_escpos(sim.receipts()[0])
-    assert doc.text_lines[0] == "取件凭证" and doc.qr_codes == [TX.encode()]
+    assert doc.text_lines[0] == "取件凭证"
+    assert doc.qr_codes == [TX.encode()]
     assert sim.status_requests >= 6  # asked before and after
     assert service.health.snapshot()["status"] == "ok"
 
@@ -201,15 +207,15 @@ def test_paper_out_raises_and_marks_unhealthy(sim: PrinterSimulator) -> None:
     supervisor = Supervisor(Backoff(initial_s=0.05, maximum_s=0.1))
     supervisor.start(service)
     try:
-        assert wait_until(lambda: service.health.ok)
+        assert wait_for(lambda: service.health.ok)
         sim.set_paper_out(True)
-        assert wait_until(lambda: service.health.snapshot()["error"] == "paper out")
+        assert wait_for(lambda: service.health.snapshot()["error"] == "paper out")
         with pytest.raises(PaperOut) as caught:
             service.print_bytes(b"\x1b@x\n", timeout_s=2)
         assert not caught.value.partial
         assert sim.receipts() == []  # nothing was sent to a printer without paper
         sim.set_paper_out(False)
-        assert wait_until(lambda: service.health.ok)
+        assert wait_for(lambda: service.health.ok)
         service.print_bytes(b"\x1b@x\n", timeout_s=2)
     finally:
         supervisor.stop()
@@ -222,7 +228,7 @@ def test_unknown_status_is_healthy_with_status_unknown(sim: PrinterSimulator) ->
     assert service.health.snapshot()["ok"] is True
     assert service.health.snapshot()["status"] == "unknown"
     service.print_bytes(b"blind\n", timeout_s=2)  # a printer that never answers prints blind
-    assert wait_until(lambda: b"blind\n" in sim.output)
+    assert wait_for(lambda: b"blind\n" in sim.output)
 
 
 def test_printer_that_falls_silent_is_offline(sim: PrinterSimulator) -> None:
@@ -248,7 +254,7 @@ def test_printer_unplugged_mid_receipt(sim: PrinterSimulator) -> None:
         service.print_bytes(b"x\n", timeout_s=1)  # still unplugged: cannot open
     sim.replug()
     service.print_bytes(b"\x1b@again\n", timeout_s=2)
-    assert wait_until(lambda: b"again" in sim.output)
+    assert wait_for(lambda: b"again" in sim.output)
     assert service.health.ok
 
 
@@ -257,11 +263,11 @@ def test_supervised_service_reopens_after_replug(sim: PrinterSimulator) -> None:
     supervisor = Supervisor(Backoff(initial_s=0.05, maximum_s=0.1))
     supervisor.start(service)
     try:
-        assert wait_until(lambda: service.health.ok)
+        assert wait_for(lambda: service.health.ok)
         sim.unplug()
-        assert wait_until(lambda: not service.health.ok)
+        assert wait_for(lambda: not service.health.ok)
         sim.replug()
-        assert wait_until(lambda: service.health.ok)
+        assert wait_for(lambda: service.health.ok)
         assert supervisor.restarts()["printer"] >= 1
     finally:
         supervisor.stop()
@@ -313,7 +319,7 @@ def test_network_printer_prints_and_reports_paper_out() -> None:
         service = PrinterService("network", host="127.0.0.1", tcp_port=printer.port,
                                  status_timeout_s=0.3)
         service.print_bytes(b"\x1b@tcp\n", timeout_s=2)
-        assert wait_until(lambda: b"\x1b@tcp\n" in printer.received)
+        assert wait_for(lambda: b"\x1b@tcp\n" in printer.received)
         assert service.last_status.state == "ok"
         printer.answer = 0x72  # paper sensor: paper end (and fixed bits)
         with pytest.raises(PaperOut):

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from agent.devices.escpos_decode import Raster, decode_escpos
 from agent.devices.printer.receipt import (
     DEFAULT_FONTS,
     PrinterProfile,
@@ -17,6 +16,7 @@ from agent.devices.printer.receipt import (
     ReceiptLine,
     render,
 )
+from agent.devices.sim.escpos_decode import Raster, decode_escpos
 
 AT = datetime(2024, 5, 1, 4, 30, tzinfo=UTC)
 TX = "01HZ0000000000000000000000"
@@ -48,12 +48,15 @@ def test_gbk_printer_gets_an_image_for_what_gbk_cannot_encode() -> None:
         assert (r.width_bytes, r.width, r.height) == (48, 384, 24)  # the paper's full width
     name, item = doc.rasters
     # "姓名 Name" takes columns 0-8 (108 dots); 王𠮷 is right-aligned in the last 4 columns.
-    assert ink(name, 0, 108) > 100 and ink(name, 336, 360) > 40 and ink(name, 360, 384) > 40
+    assert ink(name, 0, 108) > 100
+    assert ink(name, 336, 360) > 40
+    assert ink(name, 360, 384) > 40
     assert ink(name, 120, 330) == 0  # the gap between label and value stays blank
     assert ink(item, 60, 84) > 40  # "  1. " is 5 columns: 䶮 starts at dot 60
     # Everything else is still text, in GBK inside the Chinese mode.
     text = [line.rstrip() for line in doc.text_lines]
-    assert "长者助餐取餐单" in text and "Meal pick-up" in text
+    assert "长者助餐取餐单" in text
+    assert "Meal pick-up" in text
     assert any(line.startswith("订单 Order") and line.endswith("M-1001") for line in text)
     assert "  2. 红烧肉" in text
     assert not any("𠮷" in line or "䶮" in line or "?" in line for line in text)
@@ -63,7 +66,8 @@ def test_gbk_printer_gets_an_image_for_what_gbk_cannot_encode() -> None:
 def test_gb18030_printer_gets_the_characters_as_text() -> None:
     out = render(meal(), PrinterProfile(charset="gb18030"))
     doc = decode_escpos(out.data)
-    assert doc.rasters == [] and out.notes == ()
+    assert doc.rasters == []
+    assert out.notes == ()
     text = [line.rstrip() for line in doc.text_lines]
     assert any(line.endswith("王𠮷") for line in text)
     assert "  1. 䶮记包子" in text
@@ -78,8 +82,10 @@ def test_no_usable_font_prints_a_visible_placeholder_and_says_so() -> None:
     assert "  1. □记包子" in text
     assert not any("?" in line for line in text)  # never a silent question mark
     assert len(out.notes) == 2
-    assert "no usable font" in out.notes[0] and "/nowhere/font.ttf" in out.notes[0]
-    assert "U+20BB7" in out.notes[0] and "U+4DAE" in out.notes[1]
+    assert "no usable font" in out.notes[0]
+    assert "/nowhere/font.ttf" in out.notes[0]
+    assert "U+20BB7" in out.notes[0]
+    assert "U+4DAE" in out.notes[1]
 
 
 @needs_fonts
@@ -89,7 +95,8 @@ def test_a_font_without_the_glyph_draws_a_box_and_says_so() -> None:
     doc = decode_escpos(out.data)
     assert len(doc.rasters) == 1
     box = [row[360:384] for row in doc.rasters[0].rows()]
-    assert all(box[2][2:22]) and all(box[21][2:22])  # top and bottom edges of the box
+    assert all(box[2][2:22])
+    assert all(box[21][2:22])
     assert out.notes == ("no font has U+20BB7 𠮷: printed as a box",)
 
 
@@ -99,12 +106,13 @@ def test_control_bytes_in_claims_stay_neutralised_in_images() -> None:
     out = render(meal(name=hostile, items=("\x1b@䶮",)), PrinterProfile(charset="gbk"))
     doc = decode_escpos(out.data)  # strict: every byte is a known command or text
     names = [c.name for c in doc.commands]
-    assert names.count("cut") == 1 and names.count("init") == 1
+    assert names.count("cut") == 1
+    assert names.count("init") == 1
     assert "status_request" not in names
     assert not [c for c in doc.commands if c.name == "feed_lines" and c.args[0] == 0xFF]
     assert len(doc.rasters) == 2
 
 
 def test_charset_is_checked() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="charset must be one of gb18030, gbk"):
         PrinterProfile(charset="big5")

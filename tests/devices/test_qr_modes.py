@@ -72,7 +72,8 @@ def test_shift_jis_in_byte_mode_stays_refused() -> None:
 
     qr = segno.make("北蔡-6482", encoding="shift_jis", mode="byte", eci=False, micro=False)
     (decoded,) = decode_image(_image(list(qr.matrix)), "zxing")
-    assert decoded.text is None and "not UTF-8 and no ECI" in (decoded.error or "")
+    assert decoded.text is None
+    assert "not UTF-8 and no ECI" in (decoded.error or "")
     assert decoded.raw == "北蔡-6482".encode("shift_jis")
 
 
@@ -106,7 +107,7 @@ def test_reed_solomon_corrects_up_to_capacity(errors: int) -> None:
             Q.data_codewords(bytes(codewords), 4, "H")
 
 
-@pytest.mark.parametrize("name, text, charset", [
+@pytest.mark.parametrize(("name", "text", "charset"), [
     ("qrcode-2/31.png", "今度のバージョンでは文章の暗号化ができます。", "shift_jis (kanji mode)"),
     ("qrcode-2/33.png", "\x01\x10AD:SUB:阿;;", "utf-8+gb2312 (hanzi mode)"),
 ])

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agent.backoff import Backoff
 from agent.devices.scanner.lines import (
     LineReader,
     RepeatFilter,
@@ -24,8 +25,8 @@ from agent.devices.scanner.lines import (
 )
 from agent.devices.scanner.serial_scanner import SerialScanner
 from agent.devices.sim.scanner import ScannerSimulator
-from agent.supervisor import Backoff, Supervisor
-from tests.support import wait_until
+from agent.runtime.supervisor import Supervisor
+from tests.support import wait_for
 
 # -- LineReader -------------------------------------------------------------------------------
 
@@ -63,9 +64,11 @@ def test_no_idle_timeout_waits_for_the_suffix() -> None:
 def test_over_long_line_is_dropped_and_reported_with_bounded_memory() -> None:
     reader = LineReader(max_line=8)
     out = reader.feed(b"12345678", 0.0)
-    assert out == [] and reader.pending
+    assert out == []
+    assert reader.pending
     out = reader.feed(b"9" * 10_000, 0.0)
-    assert out == [] and len(reader._buffer) <= 8
+    assert out == []
+    assert len(reader._buffer) <= 8
     out = reader.feed(b"\rOK\r", 0.0)
     assert out == [TooLong(10_008, b"12345678"), b"OK"]
     assert reader.feed(b"12345678\r", 0.0) == [b"12345678"]  # exactly max_line is fine
@@ -112,7 +115,8 @@ def test_decode_scan_reads_any_utf8(text: str) -> None:
         result = decode_scan(text.encode("utf-8", "surrogatepass"))
     except UnreadableScan:
         return  # blank, or surrogates/private use/unassigned: not scannable text
-    assert result == result.strip() and result in text.replace("\x00", "")
+    assert result == result.strip()
+    assert result in text.replace("\x00", "")
 
 
 @settings(max_examples=200, deadline=None)
@@ -140,7 +144,9 @@ def test_decode_scan_never_returns_junk(raw: bytes) -> None:
         text = decode_scan(raw)
     except UnreadableScan:
         return
-    assert text and "\x00" not in text and text == text.strip()
+    assert text
+    assert "\x00" not in text
+    assert text == text.strip()
     assert not any(0xE000 <= ord(ch) <= 0xF8FF or 0xD800 <= ord(ch) <= 0xDFFF for ch in text)
 
 
@@ -184,7 +190,7 @@ def running(scanner_sim: ScannerSimulator) -> Iterator[tuple[SerialScanner, Coll
                             idle_timeout_s=0.15)
     supervisor = Supervisor(Backoff(initial_s=0.05, maximum_s=0.1))
     supervisor.start(scanner)
-    assert wait_until(lambda: scanner.health.ok)
+    assert wait_for(lambda: scanner.health.ok)
     yield scanner, collector
     supervisor.stop()
 
@@ -196,23 +202,24 @@ def test_serial_scans_with_every_suffix(scanner_sim: ScannerSimulator,
     scanner_sim.scan("CODE-LF", suffix=b"\n")
     scanner_sim.scan("CODE-CRLF", suffix=b"\r\n")
     scanner_sim.scan("CODE-NONE", suffix=b"")  # only the pause ends it
-    assert wait_until(lambda: len(got.texts()) == 4)
+    assert wait_for(lambda: len(got.texts()) == 4)
     assert got.texts() == ["CODE-CR", "CODE-LF", "CODE-CRLF", "CODE-NONE"]
     event = got.events[0]
     assert (event.source, event.error, event.raw) == ("serial", None, b"CODE-CR")
-    assert abs(event.at - time.time()) < 5 and event.mono <= time.monotonic()
+    assert abs(event.at - time.time()) < 5
+    assert event.mono <= time.monotonic()
 
 
 def test_serial_crlf_split_across_writes(scanner_sim: ScannerSimulator,
                                          running: tuple[SerialScanner, Collector]) -> None:
     _, got = running
     scanner_sim.send(b"SPLIT-1\r")
-    assert wait_until(lambda: got.texts() == ["SPLIT-1"])
+    assert wait_for(lambda: got.texts() == ["SPLIT-1"])
     time.sleep(0.05)  # the LF comes in a later read
     scanner_sim.send(b"\nSPL")
     time.sleep(0.05)
     scanner_sim.send(b"IT-2\r\n")
-    assert wait_until(lambda: len(got.texts()) == 2)
+    assert wait_for(lambda: len(got.texts()) == 2)
     time.sleep(0.2)
     assert got.texts() == ["SPLIT-1", "SPLIT-2"]
 
@@ -223,7 +230,7 @@ def test_serial_gb18030_and_invalid_bytes(scanner_sim: ScannerSimulator,
     scanner_sim.scan("取件 A01", encoding="gb18030")
     scanner_sim.scan("取件 A02")
     scanner_sim.scan(b"\xff\xfe\x80bad")
-    assert wait_until(lambda: len(got.events) == 3)
+    assert wait_for(lambda: len(got.events) == 3)
     assert got.texts()[:2] == ["取件 A01", "取件 A02"]
     bad = got.events[2]
     assert (bad.text, bad.error, bad.raw) == (None, "unreadable", b"\xff\xfe\x80bad")
@@ -235,10 +242,10 @@ def test_serial_repeats_are_suppressed(scanner_sim: ScannerSimulator,
     for _ in range(5):  # a continuous-mode scanner holding one code
         scanner_sim.scan("SAME")
     scanner_sim.scan("OTHER")
-    assert wait_until(lambda: got.texts() == ["SAME", "OTHER"])
+    assert wait_for(lambda: got.texts() == ["SAME", "OTHER"])
     time.sleep(1.1)
     scanner_sim.scan("SAME")  # after the window: a new scan
-    assert wait_until(lambda: got.texts() == ["SAME", "OTHER", "SAME"])
+    assert wait_for(lambda: got.texts() == ["SAME", "OTHER", "SAME"])
 
 
 def test_serial_too_long_line_is_an_error_event(scanner_sim: ScannerSimulator,
@@ -246,24 +253,26 @@ def test_serial_too_long_line_is_an_error_event(scanner_sim: ScannerSimulator,
     _, got = running
     scanner_sim.scan(b"X" * 5000)
     scanner_sim.scan("AFTER")
-    assert wait_until(lambda: len(got.events) == 2)
+    assert wait_for(lambda: len(got.events) == 2)
     too_long, after = got.events
-    assert too_long.error == "too long" and too_long.text is None
-    assert len(too_long.raw) <= 64 and after.text == "AFTER"
+    assert too_long.error == "too long"
+    assert too_long.text is None
+    assert len(too_long.raw) <= 64
+    assert after.text == "AFTER"
 
 
 def test_serial_scanner_survives_unplug_and_replug(
         scanner_sim: ScannerSimulator, running: tuple[SerialScanner, Collector]) -> None:
     scanner, got = running
     scanner_sim.scan("BEFORE")
-    assert wait_until(lambda: got.texts() == ["BEFORE"])
+    assert wait_for(lambda: got.texts() == ["BEFORE"])
     scanner_sim.unplug()
-    assert wait_until(lambda: not scanner.health.ok)
+    assert wait_for(lambda: not scanner.health.ok)
     assert scanner.health.error
     scanner_sim.replug()
-    assert wait_until(lambda: scanner.health.ok)
+    assert wait_for(lambda: scanner.health.ok)
     scanner_sim.scan("AFTER")
-    assert wait_until(lambda: got.texts() == ["BEFORE", "AFTER"])
+    assert wait_for(lambda: got.texts() == ["BEFORE", "AFTER"])
 
 
 # -- camera decoders on real photos ---------------------------------------------------------
@@ -295,7 +304,9 @@ def test_shift_jis_without_eci_is_undecodable_not_wrong(cv2: Any, decoder: str) 
 
     image_path = blackbox_dir() / "qrcode-2/17.png"  # "ﾃﾞｻﾞｲﾝQR..." in Shift-JIS, no ECI
     (code,) = decode_image(cv2.imread(str(image_path), cv2.IMREAD_GRAYSCALE), decoder)
-    assert code.text is None and code.error and "no ECI" in code.error
+    assert code.text is None
+    assert code.error
+    assert "no ECI" in code.error
     assert code.raw.decode("shift_jis").startswith("ﾃﾞｻﾞｲﾝQR")
 
 
@@ -323,7 +334,8 @@ def test_gb18030_is_trusted_only_with_eci(cv2: Any) -> None:
     (with_eci,) = decode_image(_qr_image("测试取件", encoding="gb18030", eci=True), "zxing")
     assert (with_eci.text, with_eci.eci) == ("测试取件", 29)
     (without,) = decode_image(_qr_image("测试取件", encoding="gb18030", eci=False), "zxing")
-    assert without.text is None and without.raw == "测试取件".encode("gb18030")
+    assert without.text is None
+    assert without.raw == "测试取件".encode("gb18030")
 
 
 def test_camera_scanner_reads_frames_and_reopens_when_they_stop(cv2: Any,
@@ -339,13 +351,15 @@ def test_camera_scanner_reads_frames_and_reopens_when_they_stop(cv2: Any,
                            min_interval_s=0.0)
     with pytest.raises(CameraError, match="no frame"):
         camera.run(threading.Event())  # the sequence ends: the watchdog gives up on it
-    assert camera.frames == 5 and camera.health.ok
+    assert camera.frames == 5
+    assert camera.health.ok
     assert got.texts() == ["CAM-1", "CAM-2", None]
-    assert got.events[2].error == "unreadable" and got.events[2].source == "camera"
+    assert got.events[2].error == "unreadable"
+    assert got.events[2].source == "camera"
     assert got.events[2].raw == "测试".encode("gb18030")
 
 
-@pytest.mark.parametrize("name, thorough, read", [
+@pytest.mark.parametrize(("name", "thorough", "read"), [
     ("qrcode-2/12.png", False, False), ("qrcode-2/12.png", True, True),  # small: 2x pass
     ("qrcode-4/34.png", True, True),
     ("qrcode-4/08.png", False, False), ("qrcode-4/08.png", True, True),  # curved surface

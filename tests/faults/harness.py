@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from agent.config import overlay
 from agent.devices.sim.cart import SimulatedCart
 from fleet.ingest import IngestWorker
 from tests.flows_support import Issuer
@@ -28,16 +29,16 @@ class FaultCart:
         self.sim = SimulatedCart(tmp / "dev")
         self.issuer = Issuer()
         self.data_dir = data_dir or tmp / "data"
-        doc = offline_config(tmp, data_dir=str(self.data_dir), **self.sim.device_config())
-        doc["scanner"]["repeat_window_s"] = 0.0
-        doc["security"] = {"token_keys": {self.issuer.kid: self.issuer.public}}
-        doc["log_level"] = "WARNING"
+        doc = offline_config(tmp, data_dir=str(self.data_dir), **self.sim.device_config(),
+                             log_level="WARNING",
+                             security={"token_keys": {self.issuer.kid: self.issuer.public}})
+        doc = overlay(doc, {"scanner": {"repeat_window_s": 0.0}})
         if broker_port is not None:
-            doc["mqtt"] = {"enabled": True, "host": "127.0.0.1", "port": broker_port,
-                           "reconnect_min_s": 0.2, "reconnect_max_s": 1.0,
-                           "ack_timeout_s": 3.0, "keepalive": 5}
-        for key, value in patch.items():
-            doc[key] = {**doc.get(key, {}), **value} if isinstance(value, dict) else value
+            doc = overlay(doc, {"mqtt": {"enabled": True, "host": "127.0.0.1",
+                                         "port": broker_port, "reconnect_min_s": 0.2,
+                                         "reconnect_max_s": 1.0, "ack_timeout_s": 3.0,
+                                         "keepalive": 5}})
+        doc = overlay(doc, patch)
         self.config = write_config(tmp / "agent.toml", doc)
         self.db = self.data_dir / "cart.db"
         self.proc: subprocess.Popen[bytes] | None = None

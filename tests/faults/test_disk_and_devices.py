@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from agent.control import call
+from agent.admin.control_client import call
 from agent.devices.lockboard.frames import LockAddress
 from tests.faults.harness import REPO, FaultCart
 from tests.support import Mounted, can_mount, wait_for
@@ -71,9 +71,11 @@ def test_full_disk_refuses_cleanly_and_recovers(tmp_path: Path) -> None:
             if answer["kind"] == "refused":
                 refused = answer
                 break
-        assert refused is not None and refused["reason"] == "storage_full", refused
+        assert refused is not None
+        assert refused["reason"] == "storage_full", refused
         assert "存储空间已满" in refused["zh"]
-        assert cart.proc is not None and cart.proc.poll() is None   # still running
+        assert cart.proc is not None
+        assert cart.proc.poll() is None
         wait_for(lambda: status(cart)["devices"] and not status(cart)["services"].get(
             "storage", {"ok": True})["ok"], timeout_s=15, what="status to report storage")
         filler.unlink()

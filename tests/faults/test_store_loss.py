@@ -28,7 +28,8 @@ def start_refused(cart: FaultCart) -> str:
     before = {p.name: p.stat().st_size for p in cart.data_dir.glob("cart.db*")}
     done = agent("run", "-c", str(cart.config), timeout=30)
     assert done.returncode == 1, done.stderr[-2000:]
-    assert "refusing" in done.stderr and "cart-agent restore" in done.stderr
+    assert "refusing" in done.stderr
+    assert "cart-agent restore" in done.stderr
     after = {p.name: p.stat().st_size for p in cart.data_dir.glob("cart.db*")}
     assert after == before
     return done.stderr
@@ -91,7 +92,8 @@ def test_lost_store_is_refused_then_restored_without_reopening_a_door(tmp_path: 
         # seq goes on past everything the cart ever numbered; nothing pending was forgotten
         restored = cart.query("SELECT seq, data FROM transactions WHERE type = "
                               "'store.restored'")
-        assert restored and restored[0][0] == last_seq + 1
+        assert restored
+        assert restored[0][0] == last_seq + 1
         assert cart.pending() >= pending
         # the used ticket stays used; its service numbers on
         cart.sim.scanner.scan(ticket)
@@ -105,12 +107,14 @@ def test_lost_store_is_refused_then_restored_without_reopening_a_door(tmp_path: 
         # the stored parcel is still where it was: a new deposit goes elsewhere...
         held_opens = cart.sim.opens(held)
         other = deposit(cart, badge, "SF0000000043")
-        assert other != held and cart.sim.opens(held) == held_opens
+        assert other != held
+        assert cart.sim.opens(held) == held_opens
         # ...and its own pick-up code still opens its compartment
         cart.sim.scanner.scan(cart.issuer.token("parcel", parcel="SF0000000042"))
         wait_for(lambda: cart.sim.opens(held) == held_opens + 1, what="the pick-up")
         seqs = [s for (s,) in cart.query("SELECT seq FROM transactions ORDER BY seq")]
-        assert seqs == sorted(set(seqs)) and seqs[-1] > last_seq + 1
+        assert seqs == sorted(set(seqs))
+        assert seqs[-1] > last_seq + 1
     finally:
         cart.close()
 
@@ -161,8 +165,10 @@ def test_restore_refuses_while_the_daemon_runs(tmp_path: Path) -> None:
         cart.start()
         wait_for(lambda: any((cart.data_dir / "backups").glob("cart-*.db")), what="a backup")
         done = agent("restore", "-c", str(cart.config))
-        assert done.returncode == 1 and "stop it first" in done.stderr
-        assert cart.proc is not None and cart.proc.poll() is None
+        assert done.returncode == 1
+        assert "stop it first" in done.stderr
+        assert cart.proc is not None
+        assert cart.proc.poll() is None
     finally:
         cart.close()
 
@@ -187,8 +193,10 @@ def test_data_dir_0700_and_files_0600_whatever_the_umask(tmp_path: Path) -> None
     out = subprocess.run([sys.executable, "-c", MODES, str(tmp_path)], cwd=REPO,
                          capture_output=True, text=True, timeout=30, check=True).stdout
     modes = dict(line.split() for line in out.splitlines())
-    assert modes.pop("data") == "0o700" and modes.pop("backups") == "0o700"
-    assert modes and set(modes.values()) == {"0o600"}, modes
+    assert modes.pop("data") == "0o700"
+    assert modes.pop("backups") == "0o700"
+    assert modes
+    assert set(modes.values()) == {"0o600"}, modes
 
 
 def test_damaged_identity_is_refused_and_restore_uses_the_copy_beside_the_backups(
@@ -210,7 +218,8 @@ def test_damaged_identity_is_refused_and_restore_uses_the_copy_beside_the_backup
         Store(data / "cart.db", "bc-01")
     (data / "cart.db").write_bytes(b"")  # and the database is gone too
     report = restore("bc-01", data / "cart.db", data / "backups")
-    assert report.backup_seq == 1 and report.restored_seq == 2
+    assert report.backup_seq == 1
+    assert report.restored_seq == 2
     store = Store(data / "cart.db", "bc-01")  # consistent again: opens
     assert [r["type"] for r in store.query("SELECT type FROM transactions ORDER BY seq")] == [
         "ticket.issue", "store.restored"]

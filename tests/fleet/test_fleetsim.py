@@ -56,9 +56,12 @@ def test_accounting_finds_each_kind_of_fault():
     ledger = {"a": [(1, "a1"), (2, "a2"), (3, "a3")]}
     assert account([("a", 1, "a1"), ("a", 2, "a2"), ("a", 3, "a3")], ledger).whole
     lost = account([("a", 1, "a1"), ("a", 3, "a3")], ledger)
-    assert lost.lost == 1 and lost.gaps == 1
+    assert lost.lost == 1
+    assert lost.gaps == 1
     twice = account([("a", 1, "a1"), ("a", 2, "a2"), ("a", 3, "a3"), ("a", 3, "x")], ledger)
-    assert twice.twice == 1 and twice.extra == 1 and not twice.whole
+    assert twice.twice == 1
+    assert twice.extra == 1
+    assert not twice.whole
 
 
 def test_simulated_carts_speak_the_contract(tmp_path: Path):
@@ -76,7 +79,8 @@ def test_simulated_carts_speak_the_contract(tmp_path: Path):
         # The last word of sim-00001 is its will (the connection was cut, not closed).
         assert statuses["sim-00001"]["state"] == "offline"
         assert statuses["sim-00002"]["state"] == "online"
-        assert statuses["sim-00002"]["since"] and statuses["sim-00002"]["agent_version"]
+        assert statuses["sim-00002"]["since"]
+        assert statuses["sim-00002"]["agent_version"]
         reports = [json.loads(p) for t, p, _r in watcher.messages
                    if t == "carts/sim-00003/config/reported"]
         assert [(r["version"], r["fleet_version"], r["status"]) for r in reports] == [

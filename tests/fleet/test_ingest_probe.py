@@ -27,7 +27,8 @@ def test_ingest_exits_when_the_shared_subscription_is_never_served(nats, tmp_pat
                           str(nats.mqtt_ports[0]), "--db", str(db), "--probe-timeout", "2"],
                          cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode == 1, out.stderr
-    assert "delivered nothing" in out.stderr and "$share/ingest/carts/+/tx" in out.stderr
+    assert "delivered nothing" in out.stderr
+    assert "$share/ingest/carts/+/tx" in out.stderr
     assert "--transport nats" in out.stderr
     assert "Traceback" not in out.stderr
     assert time.monotonic() - started < 30
@@ -50,7 +51,8 @@ def test_probe_is_answered_by_whichever_worker_gets_it(tmp_path):
                       if t == "carts/_probe/tx"]
             answers = [json.loads(p)["probe"] for t, p, _r in watcher.messages
                        if t == "carts/_probe/tx/ack"]
-            assert len(set(probes)) == 3 and set(probes) <= set(answers)
+            assert len(set(probes)) == 3
+            assert set(probes) <= set(answers)
             # Nothing of the probe reaches the database or the stats.
             assert all(w.count() == 0 and w.stats.messages == 0 for w in workers)
             # A forged probe with garbage is ignored, not stored, not fatal.
@@ -69,4 +71,5 @@ def test_probe_timeout_raises_fleet_error(nats, tmp_path):
                           probe_timeout_s=1.0)
     with pytest.raises(FleetError, match="does not serve shared subscriptions"):
         worker.start()
-    assert worker.client is None and worker.storage is None  # nothing left open
+    assert worker.client is None
+    assert worker.storage is None

@@ -121,7 +121,8 @@ def test_nats_refuses_mqtt5_and_auto_speaks_311(nats):
         client.close()
     out = fleet_cli(port, "push-config", "--cart", "bc-01", "--version", "3",
                     str(REPO / "config" / "example.toml"), "--protocol", "5")
-    assert out.returncode == 1 and "refused" in out.stderr, out.stderr
+    assert out.returncode == 1, out.stderr
+    assert "refused" in out.stderr, out.stderr
     doc = Path(nats.workdir) / "change.json"
     doc.write_text('{"log_level": "DEBUG"}')
     out = fleet_cli(port, "push-config", "--cart", "bc-01", "--version", "3", str(doc))

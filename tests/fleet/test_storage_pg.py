@@ -78,7 +78,7 @@ def test_workers_starting_together_migrate_once(pg):
         try:
             with psycopg.connect(url) as conn:
                 applied.append(migrate(conn, "cart_transactions"))
-        except Exception as exc:  # collected: a race shows up as an error here
+        except Exception as exc:  # noqa: BLE001 - collected: a race shows up as an error here
             errors.append(exc)
 
     threads = [threading.Thread(target=start) for _ in range(4)]
@@ -104,9 +104,11 @@ def test_copy_batches_store_once_and_keep_the_bytes(pg):
                                     [other[0]]).fetchone()  # type: ignore[misc]
             first = conn.execute("SELECT data FROM cart_transactions WHERE id = %s",
                                  [ROW[0]]).fetchone()
-        assert first is not None and first[0]["items"] == ["米饭", "青菜"]
+        assert first is not None
+        assert first[0]["items"] == ["米饭", "青菜"]
         assert first[0]["note"] == 'tab\there, \\ backslash, "quote"'
-        assert at.isoformat() == "2026-12-02T02:00:00.500000+00:00" and data == {}
+        assert at.isoformat() == "2026-12-02T02:00:00.500000+00:00"
+        assert data == {}
         # A bad row fails the whole batch: nothing of it is stored (and so nothing acked).
         bad = ("01J0000000000000000000000C", "bc-01", 3, "t", "not a time", "{}")
         with pytest.raises(StorageError):

@@ -63,7 +63,8 @@ def test_kill_9_between_commit_and_open(tmp_path: Path) -> None:
     opens_before = sim.locker.opens_received(sim.address("A01"))
     assert sim.opens("A01") == 0
     pickups = rows(db, "SELECT data FROM transactions WHERE type = 'parcel.pickup'")
-    assert len(pickups) == 1 and json.loads(pickups[0][0])["label"] == "SF7777777777"
+    assert len(pickups) == 1
+    assert json.loads(pickups[0][0])["label"] == "SF7777777777"
 
     sim.locker.set_absent(1, False)
     proc = start(cfg)

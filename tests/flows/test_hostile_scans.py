@@ -41,7 +41,8 @@ def test_lone_surrogates_are_refused_at_once_and_the_next_scan_is_served(rig: Ri
     answer = rig.scan(rig.issuer.token("ticket", service="gov"))
     assert answer.kind == "accepted", answer
     assert time.monotonic() - started < 2.0
-    assert rig.daemon.cart is not None and rig.daemon.supervisor.restarts().get("flows") == 0
+    assert rig.daemon.cart is not None
+    assert rig.daemon.supervisor.restarts().get("flows") == 0
     stored_bytes_are_utf8(rig)
 
 
@@ -104,7 +105,8 @@ def test_meal_refused_for_a_compartment_holding_a_parcel(rig: Rig) -> None:
     opens = rig.sim.opens()
     meal = rig.issuer.token("meal", order="M-9", items=["饭"], compartment="A01")
     refused(rig, meal, "compartment_in_use")
-    assert rig.sim.opens() == opens and rig.txs("meal.pickup") == []
+    assert rig.sim.opens() == opens
+    assert rig.txs("meal.pickup") == []
     # the token was not consumed: once staff sort it out, it still works
     assert rig.store.query("SELECT COUNT(*) AS n FROM used_tokens WHERE svc = 'meal'")[0]["n"] == 0
 

@@ -37,14 +37,18 @@ def test_pickup_with_a_lost_answer_and_a_slow_door(rig: Rig) -> None:
     rig.drain()
     rig.sim.scanner.scan(rig.issuer.token("parcel", parcel="SF1000000001"))
     answer = rig.next_answer(15)
-    assert answer.kind == "accepted" and answer.details["confirmed_by"] == "door", answer
-    assert comp in answer.zh and comp in answer.en
+    assert answer.kind == "accepted", answer
+    assert answer.details["confirmed_by"] == "door", answer
+    assert comp in answer.zh
+    assert comp in answer.en
     events = rig.drain()
     assert frames(rig, comp) == before + 1
     assert rig.sim.opens(comp) == 2  # the deposit and this pick-up: released once each
     confirmed = rig.wait_tx("locker.open_confirmed")[0]["data"]
-    assert confirmed["compartment"] == comp and confirmed["purpose"] == "pickup"
-    assert not rig.txs("locker.open_failed") and not rig.txs("locker.open_unconfirmed")
+    assert confirmed["compartment"] == comp
+    assert confirmed["purpose"] == "pickup"
+    assert not rig.txs("locker.open_failed")
+    assert not rig.txs("locker.open_unconfirmed")
     assert not heard(rig, events, "forced_open")  # the late door is ours, not an alarm
     rig.close_door(comp)
     wait_for(lambda: rig.compartment(comp).parcel is None, what="parcel taken on close")
@@ -62,15 +66,20 @@ def test_pickup_with_a_lost_answer_and_a_door_that_never_opens(rig: Rig) -> None
     rig.sim.scanner.scan(rig.issuer.token("parcel", parcel="SF1000000002"))
     checking = wait_for(lambda: heard(rig, list(rig.daemon.feedback.recent()),
                                       "open_checking"), what="the checking answer")
-    assert "正在确认" in checking[0].zh and "Checking" in checking[0].en
+    assert "正在确认" in checking[0].zh
+    assert "Checking" in checking[0].en
     answer = rig.next_answer(15)
-    assert answer.kind == "refused" and answer.reason == "open_unconfirmed", answer
-    assert comp in answer.zh and "工作人员" in answer.zh and "attendant" in answer.en
+    assert answer.kind == "refused", answer
+    assert answer.reason == "open_unconfirmed", answer
+    assert comp in answer.zh
+    assert "工作人员" in answer.zh
+    assert "attendant" in answer.en
     assert frames(rig, comp) == before + 1  # waited 3 s with the door shut: never re-sent
     record = rig.wait_tx("locker.open_unconfirmed")[0]["data"]
     assert (record["compartment"], record["was"]) == (comp, "unknown")
     comp_now = rig.compartment(comp)
-    assert comp_now.out_of_service and comp_now.oos_reason == OOS_REASON  # the console shows it
+    assert comp_now.out_of_service
+    assert comp_now.oos_reason == OOS_REASON
     assert comp_now.parcel == "SF1000000002"  # nothing is assumed taken
     assert not rig.txs("locker.open_failed")
 
@@ -80,7 +89,8 @@ def test_deposit_with_a_garbled_answer_and_a_slow_door(rig: Rig) -> None:
     rig.sim.locker.set_spring_delay(2.5)
     rig.sim.locker.fault_next_reply("truncate", 2, only="open")
     answer = rig.scan("YT2000000003", timeout_s=15)
-    assert answer.kind == "deposit" and answer.details["confirmed_by"] == "door", answer
+    assert answer.kind == "deposit", answer
+    assert answer.details["confirmed_by"] == "door", answer
     comp = str(answer.details["compartment"])
     assert frames(rig, comp) == 1
     rig.close_door(comp)

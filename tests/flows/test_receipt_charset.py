@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent.config import validate
-from agent.devices.escpos_decode import decode_escpos
+from agent.devices.sim.escpos_decode import decode_escpos
 from agent.flows.receipts import ReceiptRenderer
 from agent.store import Tx
 from tests.flows_support import Rig
@@ -37,7 +37,8 @@ def test_gbk_printer_through_the_queue(tmp_path: Path) -> None:
     doc = decode_escpos(data)
     assert [(r.width_bytes, r.height) for r in doc.rasters] == [(48, 24), (48, 24)]
     text = [line.rstrip() for line in doc.text_lines]
-    assert "长者助餐取餐单" in text and "  2. 米饭" in text
+    assert "长者助餐取餐单" in text
+    assert "  2. 米饭" in text
     assert any(line.startswith("订单 Order") and line.endswith("M-7") for line in text)
     assert job == {"state": "printed", "last_error": None}
 
@@ -49,10 +50,13 @@ def test_no_font_prints_placeholders_and_the_job_says_so(tmp_path: Path) -> None
     finally:
         rig.stop()
     text = [line.rstrip() for line in decode_escpos(data).text_lines]
-    assert any(line.endswith("王□") for line in text) and "  1. □记包子" in text
+    assert any(line.endswith("王□") for line in text)
+    assert "  1. □记包子" in text
     assert job["state"] == "printed"
     note = str(job["last_error"])
-    assert "no usable font" in note and "gone.ttf" in note and "U+20BB7" in note
+    assert "no usable font" in note
+    assert "gone.ttf" in note
+    assert "U+20BB7" in note
 
 
 def test_pickup_receipt_labels_and_footer(tmp_path: Path) -> None:
@@ -62,7 +66,8 @@ def test_pickup_receipt_labels_and_footer(tmp_path: Path) -> None:
     lines = [line.rstrip() for line in
              decode_escpos(ReceiptRenderer(cfg).render("pickup", tx).data).text_lines]
     parcel = [line for line in lines if line.startswith("快递单号 Parcel")]
-    assert parcel and parcel[0].endswith("SF1234567890")
+    assert parcel
+    assert parcel[0].endswith("SF1234567890")
     assert "流水号 Tx" in lines  # the transaction has its own label
     assert not any(line.startswith("单号") for line in lines)
     footer = lines[lines.index("谢谢使用 社区服务车") + 1:]

@@ -31,7 +31,8 @@ def refused(rig: Rig, scan: str | bytes, reason: str) -> None:
     answer = rig.scan(scan)
     assert answer.kind == "refused", answer
     assert answer.reason == reason, answer
-    assert answer.zh and answer.en
+    assert answer.zh
+    assert answer.en
     rows = rig.wait_tx("scan.rejected", before + 1)
     record = rows[-1]["data"]
     assert record["reason"] == reason
@@ -88,7 +89,9 @@ def test_replay_and_revocation(rig: Rig) -> None:
     token = rig.issuer.token("parcel", parcel="JD0000000001")
     assert rig.scan(token).kind == "accepted"
     answer = rig.scan(token)
-    assert answer.reason == "already_used" and "已于" in answer.zh and "used on" in answer.en
+    assert answer.reason == "already_used"
+    assert "已于" in answer.zh
+    assert "used on" in answer.en
     assert rig.sim.opens("A01") == 2                  # the deposit and one pick-up
 
     jti = "revoked-jti-1"
@@ -112,7 +115,7 @@ def test_replay_race_opens_once(rig: Rig) -> None:
     assert len(rig.txs("parcel.pickup")) == 1
 
 
-@pytest.mark.parametrize("garbage, reason", [
+@pytest.mark.parametrize(("garbage", "reason"), [
     (b"\xff\xfe\x80\x81garbage", "unreadable"),
     ("eyJhbGciOiJFZERTQSJ9.%%%.abc", "unreadable"),
     ("eyJ" + "A" * 5000, "unreadable"),
@@ -149,9 +152,23 @@ def test_stuck_lock_goes_out_of_service_and_next_scan_uses_another(rig: Rig) -> 
     rig.sim.locker.set_stuck(rig.sim.address("A01"))
     rig.scan(rig.issuer.token("courier", sub="c-1"))
     answer = rig.scan("SF5555555555")
-    assert answer.kind == "refused" and answer.reason == "compartment_failed"
+    assert answer.kind == "refused"
+    assert answer.reason == "compartment_failed"
     failed = rig.wait_tx("locker.open_failed")[0]["data"]
     assert failed["compartment"] == "A01"
     assert rig.compartment("A01").state == "out_of_service"
     again = rig.scan("SF5555555555")
     assert again.details["compartment"] == "A02"
+
+
+def test_a_scan_that_never_was_text_is_recorded_with_what_was_read(rig: Rig) -> None:
+    refused(rig, b"\xff\xfe\x80\x81garbage", "unreadable")
+    record = rig.txs("scan.rejected")[-1]["data"]
+    assert record["form"] == "bytes"
+    assert record["source"] == "serial"
+    assert record["head"] == (b"\xff\xfe\x80\x81garbage").hex()    # what was read, not a word
+    assert record["detail"].startswith("unreadable: neither UTF-8 nor GB18030")
+    refused(rig, b"Z" * 5000, "unreadable")                          # over scanner.max_line
+    record = rig.txs("scan.rejected")[-1]["data"]
+    assert record["detail"] == "too long: 5000 bytes"
+    assert record["head"] == (b"Z" * 64).hex()

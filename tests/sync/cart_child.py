@@ -32,7 +32,7 @@ def main() -> None:
         return None
 
     service = SyncService(cfg, config_path, store, health_snapshot=dict,
-                          command_handler=no_commands, on_config=lambda _c: None,
+                          command_handler=no_commands, hand_over=lambda _change: None,
                           started_at=time.time())
     thread = threading.Thread(target=service.run, args=(stop,), daemon=True)
     thread.start()

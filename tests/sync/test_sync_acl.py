@@ -12,7 +12,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.mqtt_broker import ACL_FILE, MosquittoBroker, make_password_file
-from tests.sync.synckit import CART, wait_until
+from tests.support import wait_for
+from tests.sync.synckit import CART
 
 PASSWORDS = {CART: "cart-one-pw", "bc-02": "cart-two-pw", "ingest": "ingest-pw",
              "fleet": "fleet-pw"}
@@ -67,7 +68,7 @@ def test_carts_are_confined_to_their_own_topics(tmp_path, acl_broker, make_cart,
     cart = make_cart(port, **cart_credentials(tmp_path)).start()
     cart.wait_online()
     cart.record(20)
-    wait_until(lambda: cart.pending() == 0, 10, what="the ingest's acks through the ACL")
+    wait_for(lambda: cart.pending() == 0, 10, what="the ingest's acks through the ACL")
     assert ingest.count() == 20
 
     intruder = client_as(port, CART)
@@ -93,14 +94,14 @@ def test_carts_are_confined_to_their_own_topics(tmp_path, acl_broker, make_cart,
         assert puback_code(fleet, f"carts/{CART}/cmd") == 0  # a bad command, answered anyway
         fleet.publish(f"carts/{CART}/cmd", json.dumps({"id": "p1", "name": "ping"}), qos=1)
         cart.record(1)
-        wait_until(lambda: any(json.loads(p).get("id") == "p1" for _t, p in results), 5,
+        wait_for(lambda: any(json.loads(p).get("id") == "p1" for _t, p in results), 5,
                    what="the cart's answer to the fleet")
-        wait_until(lambda: cart.pending() == 0, 5, what="the ack")
+        wait_for(lambda: cart.pending() == 0, 5, what="the ack")
         # The fleet-wide desired config reaches the cart through its pattern rule.
         fleet.publish("carts/_all/config/desired",
                       json.dumps({"version": 2, "config": {"retention_days": 12}}),
                       qos=1, retain=True)
-        wait_until(lambda: cart.applied and cart.applied[-1].retention_days == 12, 5,
+        wait_for(lambda: cart.applied and cart.applied[-1].retention_days == 12, 5,
                    what="the fleet-wide config")
         time.sleep(0.2)
         assert snooped == []
@@ -118,7 +119,7 @@ def test_refused_publish_keeps_rows_pending_and_marks_sync_unhealthy(
                      **cart_credentials(tmp_path)).start()
     cart.wait_online()
     cart.record(5)
-    wait_until(lambda: "refused" in (cart.service.health.error or ""), 5,
+    wait_for(lambda: "refused" in (cart.service.health.error or ""), 5,
                what="sync to report the refusal")
     assert "Not authorized" in cart.service.health.error
     time.sleep(0.8)  # past the ack timeout: tried again, refused again, still pending
@@ -130,7 +131,7 @@ def test_wrong_password_is_refused(tmp_path, acl_broker, make_cart):
     secret = tmp_path / "wrong"
     secret.write_text("nope")
     cart = make_cart(acl_broker.port, username=CART, password_file=str(secret)).start()
-    wait_until(lambda: "refused" in (cart.service.health.error or ""), 5,
+    wait_for(lambda: "refused" in (cart.service.health.error or ""), 5,
                what="the refusal")
     assert not cart.service.online()
     assert "nope" not in cart.service.health.error

@@ -19,7 +19,8 @@ from tests.mqtt_broker import (
     make_password_file,
     wait_port,
 )
-from tests.sync.synckit import CART, STATUS, wait_until
+from tests.support import wait_for
+from tests.sync.synckit import CART, STATUS
 from tests.sync.test_sync_acl import PASSWORDS, cart_credentials
 from tests.sync.test_sync_tls import self_signed
 
@@ -85,7 +86,7 @@ def test_another_carts_credentials_cannot_kick_a_cart_off(tmp_path, make_cart):
         cart = make_cart(broker.port, tls=True, ca_file=str(crt),
                          **cart_credentials(tmp_path)).start()
         cart.wait_online()
-        wait_until(lambda: any(s["state"] == "online" for s in statuses), 10,
+        wait_for(lambda: any(s["state"] == "online" for s in statuses), 10,
                    what="the cart's retained status")
         seen = len(statuses)
         # bc-02's credentials, asking for bc-01's client id (and near misses)

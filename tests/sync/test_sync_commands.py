@@ -19,12 +19,15 @@ def test_builtin_commands(broker, make_cart, make_watcher):
     cart = make_cart(broker.port).start()
     cart.wait_online()
     result = send(watcher, {"id": "c-1", "name": "ping", "args": {}})
-    assert result["id"] == "c-1" and result["ok"] is True and result["error"] is None
+    assert result["id"] == "c-1"
+    assert result["ok"] is True
+    assert result["error"] is None
     assert result["result"]["pong"] is True
     assert set(result) == {"id", "ok", "result", "error"}
     cart.record(2)
     result = send(watcher, {"id": "c-2", "name": "sync_now"})  # args may be left out
-    assert result["ok"] is True and result["result"]["pending"] >= 0
+    assert result["ok"] is True
+    assert result["result"]["pending"] >= 0
     assert cart.executed == []  # built-ins never reach the daemon's handler
     assert [d["name"] for d in done_txs(cart)] == ["ping", "sync_now"]
 
@@ -52,7 +55,8 @@ def test_a_command_id_is_carried_out_at_most_once(broker, make_cart, make_watche
     # The daemon's refusal is an answer too, kept in the ledger like a success.
     failing = {"id": "open-8", "name": "open_compartment", "args": {"compartment": "Z99"}}
     result = send(watcher, failing)
-    assert result["ok"] is False and result["error"] == "no such compartment: Z99"
+    assert result["ok"] is False
+    assert result["error"] == "no such compartment: Z99"
     assert send(watcher, failing) == result
     assert len(cart.executed) == 2
 
@@ -68,7 +72,8 @@ def test_started_but_never_finished_is_answered_interrupted(broker, make_cart, m
     cart.wait_online()
     cmd = {"id": "open-9", "name": "open_compartment", "args": {"compartment": "A01"}}
     result = send(watcher, cmd)
-    assert result["ok"] is False and result["error"].startswith("interrupted")
+    assert result["ok"] is False
+    assert result["error"].startswith("interrupted")
     assert send(watcher, cmd) == result
     assert cart.executed == []
     assert [d["error"][:11] for d in done_txs(cart)] == ["interrupted"]
@@ -105,14 +110,16 @@ def test_bad_commands_are_refused_with_a_reason(broker, make_cart, make_watcher)
     ]
     for payload, expected_id, reason in cases:
         result = send(watcher, payload)
-        assert result["ok"] is False and result["result"] is None, payload
+        assert result["ok"] is False, payload
+        assert result["result"] is None, payload
         assert result["id"] == expected_id, (payload, result)
         assert reason in result["error"], (reason, result["error"])
     assert cart.executed == []
     assert cart.service.online()
     # Refused ids were not burnt: the same id, well formed, runs.
     ok = send(watcher, {"id": "b5", "name": "open_compartment", "args": {"compartment": "A1"}})
-    assert ok["ok"] is True and len(cart.executed) == 1
+    assert ok["ok"] is True
+    assert len(cart.executed) == 1
 
 
 def test_a_retained_command_is_refused_not_run_at_reconnect(broker, make_cart, make_watcher):
@@ -123,5 +130,6 @@ def test_a_retained_command_is_refused_not_run_at_reconnect(broker, make_cart, m
     cart = make_cart(broker.port).start()
     cart.wait_online()
     result = watcher.wait_for(RESULT)
-    assert result["ok"] is False and "retained commands are refused" in result["error"]
+    assert result["ok"] is False
+    assert "retained commands are refused" in result["error"]
     assert cart.executed == []

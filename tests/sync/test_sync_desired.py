@@ -7,10 +7,12 @@ import json
 import pytest
 
 from agent.jws import sign
-from agent.sync.desired import config_versions, effective_config
+from agent.store.config_layers import config_versions
+from agent.sync.desired import effective_config
 from fleet.keys import keygen, read_signing_key
 from tests.mqtt_broker import free_port
-from tests.sync.synckit import DESIRED, FLEET, REPORTED, STATUS, push, wait_until
+from tests.support import wait_for
+from tests.sync.synckit import DESIRED, FLEET, REPORTED, STATUS, push
 
 
 @pytest.fixture
@@ -33,12 +35,16 @@ def test_applied_reported_and_kept_across_restart(broker, make_cart, make_watche
     cart.wait_online()
     report = push(watcher, DESIRED, {"version": 3, "config": {"log_level": "DEBUG",
                                                                "retention_days": 9}})
-    assert report["status"] == "applied" and report["errors"] == []
-    assert report["version"] == 3 and report["fleet_version"] is None
+    assert report["status"] == "applied"
+    assert report["errors"] == []
+    assert report["version"] == 3
+    assert report["fleet_version"] is None
     assert set(report) == {"version", "fleet_version", "status", "errors", "at", "changed",
                            "warnings"}
-    assert report["changed"] == ["log_level", "retention_days"] and report["warnings"] == []
-    assert cart.applied[-1].log_level == "DEBUG" and cart.applied[-1].retention_days == 9
+    assert report["changed"] == ["log_level", "retention_days"]
+    assert report["warnings"] == []
+    assert cart.applied[-1].log_level == "DEBUG"
+    assert cart.applied[-1].retention_days == 9
     watcher.wait_for(STATUS, lambda d: d["config_version"] == 3)
     assert tx_types(cart) == ["config.applied"]
 
@@ -46,7 +52,8 @@ def test_applied_reported_and_kept_across_restart(broker, make_cart, make_watche
     # retained copy redelivered on reconnect is not applied a second time.
     cart.stop()
     cfg = effective_config(str(cart.config_path), cart.store)
-    assert cfg.log_level == "DEBUG" and cfg.retention_days == 9
+    assert cfg.log_level == "DEBUG"
+    assert cfg.retention_days == 9
     cart.start()
     cart.wait_online()
     watcher.wait_for(REPORTED, lambda d: d["version"] == 3)
@@ -103,31 +110,39 @@ def test_fleet_wide_and_per_cart_layers(broker, make_cart, make_watcher):
     cart.wait_online()
     report = push(watcher, FLEET, {"version": 2, "config": {"log_level": "WARNING",
                                                              "retention_days": 7}})
-    assert report["status"] == "applied" and report["fleet_version"] == 2
+    assert report["status"] == "applied"
+    assert report["fleet_version"] == 2
     report = push(watcher, DESIRED, {"version": 1, "config": {"log_level": "ERROR"}})
     assert (report["version"], report["fleet_version"]) == (1, 2)
     cfg = cart.applied[-1]
-    assert cfg.log_level == "ERROR" and cfg.retention_days == 7  # the cart's own layer wins
+    assert cfg.log_level == "ERROR"
+    assert cfg.retention_days == 7
     # A later fleet push does not override the cart's layer.
     push(watcher, FLEET, {"version": 3, "config": {"log_level": "INFO", "retention_days": 8}})
     cfg = cart.applied[-1]
-    assert cfg.log_level == "ERROR" and cfg.retention_days == 8
+    assert cfg.log_level == "ERROR"
+    assert cfg.retention_days == 8
     # The fleet layer is validated with the cart layer over it, whole.
     report = push(watcher, FLEET, {"version": 4, "config": {"retention_days": 0}})
-    assert report["status"] == "rejected" and "retention_days" in report["errors"][0]
+    assert report["status"] == "rejected"
+    assert "retention_days" in report["errors"][0]
     assert config_versions(cart.store) == {"config_version": 1, "fleet_config_version": 3}
 
 
-def test_daemon_refusing_a_config_restores_the_previous(broker, make_cart, make_watcher):
+def test_a_config_the_runtime_cannot_take_is_never_recorded_applied(broker, make_cart,
+                                                                    make_watcher):
     watcher = make_watcher(broker.port, [REPORTED])
     cart = make_cart(broker.port, fail_on_config=True).start()
     cart.wait_online()
     report = push(watcher, DESIRED, {"version": 1, "config": {"log_level": "DEBUG"}})
     assert report["status"] == "rejected"
-    assert "cannot rebuild the devices" in report["errors"][0]
+    assert "not applied: RuntimeError: cannot rebuild the devices" in report["errors"][0]
     assert report["version"] is None
     assert effective_config(str(cart.config_path), cart.store).log_level == "INFO"
-    assert tx_types(cart) == ["config.applied", "config.rejected"]
+    # Only the outcome is recorded: it was never "applied", not even for a moment.
+    assert tx_types(cart) == ["config.rejected"]
+    assert cart.store.query("SELECT state FROM config_versions") == [{"state": "rejected"}]
+    assert "applied" not in [r["status"] for r in watcher.on(REPORTED)[1:]]
 
 
 def test_config_that_cuts_the_cart_off_is_rolled_back(broker, make_cart, make_watcher, root):
@@ -138,10 +153,11 @@ def test_config_that_cuts_the_cart_off_is_rolled_back(broker, make_cart, make_wa
     report = push(watcher, DESIRED, root["sign"]({"version": 1, "config": {
         "mqtt": {"port": bad_port, "config_rollback_s": 1.0}}}))
     assert report["status"] == "applied"
-    wait_until(lambda: not cart.service.online(), 5, what="the cart to move to the bad port")
+    wait_for(lambda: not cart.service.online(), 5, what="the cart to move to the bad port")
     # After the grace period it goes back to the last good config and reports why.
     report = watcher.wait_for(REPORTED, lambda d: d["status"] == "rejected", timeout_s=10)
-    assert "rolled back" in report["errors"][0] and report["version"] is None
+    assert "rolled back" in report["errors"][0]
+    assert report["version"] is None
     cart.wait_online()
     assert cart.service.cfg.mqtt.port == broker.port
     assert cart.applied[-1].mqtt.port == broker.port
@@ -164,7 +180,7 @@ def test_probation_continues_across_a_restart(broker, make_cart, make_watcher, r
     cart.wait_online()
     push(watcher, DESIRED, root["sign"]({"version": 1, "config": {
         "mqtt": {"port": free_port(), "config_rollback_s": 1.5}}}))
-    wait_until(lambda: not cart.service.online(), 5, what="the move to the bad port")
+    wait_for(lambda: not cart.service.online(), 5, what="the move to the bad port")
     cart.stop()
     # The daemon restarts with the pushed (bad) config in effect, and the clock keeps running.
     assert effective_config(str(cart.config_path), cart.store).mqtt.port != broker.port
@@ -186,4 +202,5 @@ def test_a_stored_layer_that_no_longer_fits_the_file_is_left_out(tmp_path, make_
                       (scope, version, json.dumps(doc)))
     # kerong boards are 0-15: the cart layer cannot lie over this file any more.
     cfg = effective_config(str(cart.config_path), cart.store)
-    assert cfg.locker.protocol == "bs" and cfg.retention_days == 5
+    assert cfg.locker.protocol == "bs"
+    assert cfg.retention_days == 5

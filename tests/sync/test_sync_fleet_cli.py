@@ -12,7 +12,8 @@ import pytest
 from agent.jws import key_map, verify
 from fleet.cli import main
 from tests.mqtt_broker import free_port
-from tests.sync.synckit import CART, CMD, REPORTED, RESULT, STATUS, wait_until
+from tests.support import wait_for
+from tests.sync.synckit import CART, CMD, REPORTED, RESULT, STATUS
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -28,7 +29,8 @@ def test_keygen_and_issue_token(tmp_path: Path, capsys):
     assert stat.S_IMODE(pem.stat().st_mode) == 0o600
     assert pem.read_text().startswith("-----BEGIN PRIVATE KEY-----")
     public = pub.read_text().strip()
-    assert len(public) == 43 and public in out
+    assert len(public) == 43
+    assert public in out
     assert run(capsys, "keygen", "--out", str(tmp_path), "--kid", "k7")[0] == 2  # no overwrite
 
     png = tmp_path / "token.png"
@@ -38,9 +40,13 @@ def test_keygen_and_issue_token(tmp_path: Path, capsys):
     assert code == 0
     token = out.strip()
     claims = verify(token, key_map({"k7": public})).claims
-    assert claims["items"] == ["米饭", "青菜"] and claims["name"] == "张三"
-    assert claims["svc"] == "meal" and claims["cart"] == CART and claims["order"] == "A-17"
-    assert claims["exp"] - claims["nbf"] == 900 and abs(claims["nbf"] - time.time()) < 5
+    assert claims["items"] == ["米饭", "青菜"]
+    assert claims["name"] == "张三"
+    assert claims["svc"] == "meal"
+    assert claims["cart"] == CART
+    assert claims["order"] == "A-17"
+    assert claims["exp"] - claims["nbf"] == 900
+    assert abs(claims["nbf"] - time.time()) < 5
     assert len(claims["jti"]) >= 16
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     zxingcpp = pytest.importorskip("zxingcpp")
@@ -72,7 +78,8 @@ def test_bad_input_exits_2_without_a_traceback(tmp_path: Path, capsys, argv):
     capsys.readouterr()
     code, _out, err = run(capsys, *[subst.get(a, a) for a in argv])
     assert code == 2
-    assert err.startswith("cart-fleet: ") and "Traceback" not in err
+    assert err.startswith("cart-fleet: ")
+    assert "Traceback" not in err
 
 
 def test_usage_errors_exit_2(capsys):
@@ -84,7 +91,8 @@ def test_usage_errors_exit_2(capsys):
 
 def test_unreachable_broker_exits_1(capsys):
     code, _out, err = run(capsys, "status", "--port", str(free_port()))
-    assert code == 1 and "cannot connect" in err
+    assert code == 1
+    assert "cannot connect" in err
 
 
 def test_push_status_and_commands_against_a_running_cart(
@@ -102,9 +110,10 @@ def test_push_status_and_commands_against_a_running_cart(
 
     code, out, _ = run(capsys, "push-config", "--cart", CART, "--version", "4", str(conf),
                        "--port", port, *signing)
-    assert code == 0 and "retained" in out
+    assert code == 0
+    assert "retained" in out
     watcher.wait_for(REPORTED, lambda d: d["version"] == 4 and d["status"] == "applied")
-    wait_until(lambda: cart.service.online() and cart.applied, 10, what="the cart back online")
+    wait_for(lambda: cart.service.online() and cart.applied, 10, what="the cart back online")
     assert cart.applied[-1].log_level == "WARNING"
 
     # Unsigned: the cart refuses it and says so.
@@ -116,11 +125,15 @@ def test_push_status_and_commands_against_a_running_cart(
     assert code == 0
     rows = json.loads(out)
     mine = next(r for r in rows if r["cart"] == CART)
-    assert mine["state"] == "online" and mine["config_version"] == 4
-    assert mine["queue"]["pending"] >= 0 and mine["devices"]["printer"]["error"] == "paper out"
+    assert mine["state"] == "online"
+    assert mine["config_version"] == 4
+    assert mine["queue"]["pending"] >= 0
+    assert mine["devices"]["printer"]["error"] == "paper out"
     assert mine["config_status"] == "rejected"
     code, out, _ = run(capsys, "status", "--port", port, "--wait", "0.5")
-    assert code == 0 and CART in out and "online" in out
+    assert code == 0
+    assert CART in out
+    assert "online" in out
 
     code, out, _ = run(capsys, "command", CART, "open_compartment", "compartment=01",
                        "--port", port, "--timeout", "5", *signing)
@@ -130,13 +143,16 @@ def test_push_status_and_commands_against_a_running_cart(
 
     code, out, _ = run(capsys, "command", CART, "open_compartment", "compartment=Z99",
                        "--port", port, *signing)
-    assert code == 1 and json.loads(out)["error"] == "no such compartment: Z99"
+    assert code == 1
+    assert json.loads(out)["error"] == "no such compartment: Z99"
 
     code, out, _ = run(capsys, "command", CART, "ping", "--port", port)  # unsigned
-    assert code == 1 and "must be signed" in json.loads(out)["error"]
+    assert code == 1
+    assert "must be signed" in json.loads(out)["error"]
 
     code, _, err = run(capsys, "command", "bc-77", "ping", "--port", port, "--timeout", "0.3")
-    assert code == 1 and "no answer from cart bc-77" in err
+    assert code == 1
+    assert "no answer from cart bc-77" in err
 
 
 def test_issue_token_help_documents_every_option(capsys):
@@ -156,7 +172,7 @@ def test_issue_token_help_documents_every_option(capsys):
         assert svc in text
 
 
-@pytest.mark.parametrize("argv, says", [
+@pytest.mark.parametrize(("argv", "says"), [
     (["--svc", "bogus"], "invalid choice: 'bogus'"),
     (["--svc", "ticket"], "needs service=CODE"),
     (["--svc", "meal", "--claim", "order=A-1"], "claim 'items' must be a list"),
@@ -171,7 +187,8 @@ def test_issue_token_refuses_what_a_cart_would_refuse(tmp_path: Path, capsys, ar
     except SystemExit as exc:  # argparse's own refusal (choices)
         code = int(exc.code or 0)
     out, err = capsys.readouterr()
-    assert code == 2 and out == ""
+    assert code == 2
+    assert out == ""
     assert says in err
 
 
@@ -201,7 +218,8 @@ def test_push_config_checks_the_document_with_the_cart_models(tmp_path, broker, 
         conf.write_text(text)
         code, out, err = run(capsys, "push-config", "--cart", CART, "--version", "13",
                              str(conf), "--port", port)
-        assert code == 2 and out == "", text
+        assert code == 2
+        assert out == "", text
         assert says in err, err
     assert _retained(broker.port, desired) is None  # nothing was published
 
@@ -226,7 +244,8 @@ def test_push_config_refuses_a_version_not_above_the_retained_one(tmp_path, brok
     for version in ("5", "13"):
         code, out, err = run(capsys, "push-config", "--all", "--version", version, str(conf),
                              "--port", port)
-        assert code == 2 and out == ""
+        assert code == 2
+        assert out == ""
         assert f"version {version} is not higher than version 13 retained for _all" in err
         assert "--version 14" in err
     assert _retained(broker.port, desired)["version"] == 13
@@ -248,8 +267,10 @@ def test_command_to_an_offline_cart_is_not_sent_and_would_be_lost(
     watcher.wait_for(STATUS, lambda d: d["state"] == "offline")
 
     code, out, err = run(capsys, "command", CART, "ping", "--port", port, "--timeout", "2")
-    assert code == 1 and out == ""
-    assert f"cart {CART} is offline" in err and "nothing was sent" in err
+    assert code == 1
+    assert out == ""
+    assert f"cart {CART} is offline" in err
+    assert "nothing was sent" in err
     assert "session is clean" in err
 
     # Sent anyway (by hand, bypassing the check): the broker acknowledges it...
@@ -261,7 +282,8 @@ def test_command_to_an_offline_cart_is_not_sent_and_would_be_lost(
     watcher.wait_for(STATUS, lambda d: d["state"] == "online")
     code, out, _ = run(capsys, "command", CART, "open_compartment", "compartment=01",
                        "--port", port, "--timeout", "5")
-    assert code == 0 and json.loads(out)["ok"] is True  # the cart does answer commands now
+    assert code == 0
+    assert json.loads(out)["ok"] is True
     assert cart.executed == [("open_compartment", {"compartment": "01"})]
     assert [r["id"] for r in watcher.on(RESULT)] == [json.loads(out)["id"]]
 
@@ -271,7 +293,8 @@ def test_command_without_answer_says_what_became_of_it(broker, capsys):
                        "--timeout", "0.3")
     assert code == 1
     assert "no answer from cart bc-77 within 0.3 s" in err
-    assert "the broker has no status from bc-77" in err and "delivered it to nobody" in err
+    assert "the broker has no status from bc-77" in err
+    assert "delivered it to nobody" in err
 
 
 def test_push_config_reads_the_retained_version_under_the_fleet_acl(tmp_path, capsys):
@@ -290,6 +313,7 @@ def test_push_config_reads_the_retained_version_under_the_fleet_acl(tmp_path, ca
                    *login)[0] == 0
         code, _out, err = run(capsys, "push-config", "--cart", CART, "--version", "5",
                               str(conf), *login)
-        assert code == 2 and "not higher than version 13" in err
+        assert code == 2
+        assert "not higher than version 13" in err
     finally:
         broker.close()

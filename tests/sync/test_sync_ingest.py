@@ -12,7 +12,8 @@ import pytest
 from fleet.ingest import IngestWorker
 from tests.mqtt_broker import AmqttBroker
 from tests.postgres_cluster import PostgresCluster, postgres_cluster
-from tests.sync.synckit import CART, PREFIX, wait_until
+from tests.support import wait_for
+from tests.sync.synckit import CART, PREFIX
 
 ACK = f"{PREFIX}/{CART}/tx/ack"
 
@@ -25,10 +26,11 @@ def test_two_workers_share_the_load_and_store_each_tx_once(
     cart = make_cart(broker.port, batch_max_count=10).start()
     cart.wait_online()
     ids = cart.record(1000)
-    wait_until(lambda: cart.pending() == 0, 30, what="all acks")
+    wait_for(lambda: cart.pending() == 0, 30, what="all acks")
     assert first.count() == 1000
     assert set(first.storage.ids()) == set(ids)
-    assert first.stats.messages > 0 and second.stats.messages > 0, (first.stats, second.stats)
+    assert first.stats.messages > 0, (first.stats, second.stats)
+    assert second.stats.messages > 0, (first.stats, second.stats)
     assert first.stats.stored + second.stats.stored == 1000
 
 
@@ -55,8 +57,9 @@ def test_ingest_drops_bad_payloads_and_keeps_going(broker, make_ingest, make_wat
     assert ingest.count() == 1
     # A duplicate is stored once and acknowledged again.
     watcher.publish(topic, json.dumps({"cart": CART, "txs": [good]}))
-    wait_until(lambda: len(watcher.on(ACK)) == 2, 5, what="the second ack")
-    assert ingest.count() == 1 and ingest.stats.duplicates == 1
+    wait_for(lambda: len(watcher.on(ACK)) == 2, 5, what="the second ack")
+    assert ingest.count() == 1
+    assert ingest.stats.duplicates == 1
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +76,7 @@ def test_postgresql_ingest(pg, broker, make_cart, make_watcher):
         cart = make_cart(broker.port, batch_max_count=50).start()
         cart.wait_online()
         ids = cart.record(300)
-        wait_until(lambda: cart.pending() == 0, 20, what="acks from the PostgreSQL ingest")
+        wait_for(lambda: cart.pending() == 0, 20, what="acks from the PostgreSQL ingest")
         assert worker.count() == 300
         acked = {i for doc in watcher.on(ACK) for i in doc["ids"]}
         assert acked == set(ids)
@@ -96,7 +99,7 @@ def test_outbox_and_acks_over_mqtt311_with_amqtt(tmp_path, make_cart):
             cart = make_cart(amqtt.port, batch_max_count=20).start()
             ids = cart.record(100)
             cart.wait_online(15)
-            wait_until(lambda: cart.pending() == 0, 20, what="acks through amqtt")
+            wait_for(lambda: cart.pending() == 0, 20, what="acks through amqtt")
             assert cart.service.health.snapshot()["protocol"] == "3.1.1"
             assert set(worker.storage.ids()) == set(ids)
         finally:
@@ -115,7 +118,7 @@ def test_shared_subscription_over_mqtt311_on_mosquitto(tmp_path, broker, make_ca
         cart = make_cart(broker.port, batch_max_count=5).start()
         cart.wait_online()
         ids = cart.record(200)
-        wait_until(lambda: cart.pending() == 0, 30, what="acks over 3.1.1")
+        wait_for(lambda: cart.pending() == 0, 30, what="acks over 3.1.1")
         assert set(workers[0].storage.ids()) == set(ids)
         assert all(w.stats.messages > 0 for w in workers)
     finally:

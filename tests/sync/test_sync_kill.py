@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from agent.store import Store
-from tests.support import write_config
-from tests.sync.synckit import CART, PREFIX, cart_document, wait_until
+from tests.support import wait_for, write_config
+from tests.sync.synckit import CART, PREFIX, cart_document
 
 CHILD = Path(__file__).with_name("cart_child.py")
 
@@ -82,7 +82,7 @@ def test_killed_at_random_points_every_transaction_arrives_once(tmp_path, broker
         assert wait_line(proc, 10) == "online"
         store = Store(tmp_path / "data" / "cart.db", CART)
         try:
-            wait_until(lambda: store.queue_stats()["pending"] == 0, 30, what="the drain")
+            wait_for(lambda: store.queue_stats()["pending"] == 0, 30, what="the drain")
             rows = store.query("SELECT id, seq FROM transactions ORDER BY seq")
         finally:
             store.close()

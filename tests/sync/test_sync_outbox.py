@@ -8,7 +8,8 @@ import threading
 import time
 from collections import Counter
 
-from tests.sync.synckit import CART, PREFIX, wait_until
+from tests.support import wait_for
+from tests.sync.synckit import CART, PREFIX
 
 TX_TOPIC = f"{PREFIX}/{CART}/tx"
 
@@ -26,13 +27,15 @@ def test_backlog_recorded_offline_arrives_after_the_broker_comes_back(
     cart = make_cart(broker.port).start()
     ids = cart.record(300)
     time.sleep(0.3)
-    assert cart.pending() == 300 and not cart.service.online()
-    assert cart.service.health.ok is False and "offline" in (cart.service.health.error or "")
+    assert cart.pending() == 300
+    assert not cart.service.online()
+    assert cart.service.health.ok is False
+    assert "offline" in (cart.service.health.error or "")
 
     broker.start()
     watcher = make_watcher(broker.port, [TX_TOPIC])
     ingest = make_ingest(broker.port)
-    wait_until(lambda: cart.pending() == 0, 15, what="the backlog to drain")
+    wait_for(lambda: cart.pending() == 0, 15, what="the backlog to drain")
     assert ingest.count() == 300
     seen = tx_ids_seen(watcher)
     assert set(seen) == set(ids)
@@ -48,7 +51,7 @@ def test_nothing_acknowledged_is_sent_again(broker, make_cart, make_watcher, mak
     cart = make_cart(broker.port, ack_timeout_s=0.5).start()
     cart.wait_online()
     ids = cart.record(120)
-    wait_until(lambda: cart.pending() == 0, 10, what="acks")
+    wait_for(lambda: cart.pending() == 0, 10, what="acks")
     # Past the ack timeout, and across a restart of the service (a new connection resends
     # everything pending): acknowledged rows never go up again.
     time.sleep(1.0)
@@ -56,7 +59,7 @@ def test_nothing_acknowledged_is_sent_again(broker, make_cart, make_watcher, mak
     cart.start()
     cart.wait_online()
     more = cart.record(5)
-    wait_until(lambda: cart.pending() == 0, 10, what="acks for the new rows")
+    wait_for(lambda: cart.pending() == 0, 10, what="acks for the new rows")
     time.sleep(0.7)
     seen = tx_ids_seen(watcher)
     assert set(seen) == set(ids + more)
@@ -73,10 +76,9 @@ def test_a_new_transaction_goes_up_promptly(broker, make_cart, make_watcher, mak
     time.sleep(0.3)
     started = time.monotonic()
     tx_id = cart.record(1)[0]
-    wait_until(lambda: tx_id in tx_ids_seen(watcher), 5, interval_s=0.005, what="the tx")
+    wait_for(lambda: tx_id in tx_ids_seen(watcher), 5, interval_s=0.005, what="the tx")
     assert time.monotonic() - started < 1.5  # polled every 0.25 s; generous for a busy CI
-    cart.service.sync_now()  # a wake with nothing to send is harmless
-    wait_until(lambda: cart.pending() == 0, 5, what="the ack")
+    wait_for(lambda: cart.pending() == 0, 5, what="the ack")
 
 
 def _write_while(cart, total: int, stop_at: threading.Event) -> list[str]:
@@ -97,7 +99,7 @@ def _mid_stream(broker, make_cart, make_ingest, kill: bool) -> None:
     result: list[list[str]] = []
     writer = threading.Thread(target=lambda: result.append(_write_while(cart, 1500, done)))
     writer.start()
-    wait_until(lambda: cart.store.queue_stats()["synced"] > 100, 10, what="some progress")
+    wait_for(lambda: cart.store.queue_stats()["synced"] > 100, 10, what="some progress")
     if kill:
         broker.kill()
     else:
@@ -105,7 +107,7 @@ def _mid_stream(broker, make_cart, make_ingest, kill: bool) -> None:
     time.sleep(0.3)
     broker.start()
     writer.join(20)
-    wait_until(lambda: cart.pending() == 0, 30, what="everything acknowledged")
+    wait_for(lambda: cart.pending() == 0, 30, what="everything acknowledged")
     ids = result[0]
     stored = set(ingest.storage.ids())
     assert stored == set(ids)
@@ -130,7 +132,7 @@ def test_unknown_and_bad_acks_are_ignored(broker, make_cart, make_watcher):
                 b'{"ids": ["' + b"A" * 100 + b'"]}']:
         watcher.publish(ack_topic, bad)
     watcher.publish(ack_topic, json.dumps({"ids": ["01UNKNOWN0000000000000000", ids[1]]}))
-    wait_until(lambda: cart.pending() == 2, 5, what="the one good id to be marked synced")
+    wait_for(lambda: cart.pending() == 2, 5, what="the one good id to be marked synced")
     assert cart.service.online()
     assert cart.store.get_tx(ids[1]).state == "synced"
     assert cart.store.get_tx(ids[0]).state == "pending"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from agent.store.transactions import parse_rfc3339
+from agent.contract import parse_rfc3339
 from tests.sync.synckit import CART, PREFIX, STATUS
 
 TELEMETRY = f"{PREFIX}/{CART}/telemetry"
@@ -17,7 +17,8 @@ def test_status_and_telemetry(broker, make_cart, make_watcher):
     cart.start()
     cart.wait_online()
     status = watcher.wait_for(STATUS, lambda d: d["state"] == "online")
-    assert status["config_version"] is None and status["fleet_config_version"] is None
+    assert status["config_version"] is None
+    assert status["fleet_config_version"] is None
     parse_rfc3339(status["at"])
     assert cart.service.health.snapshot()["protocol"] == "5"
 
@@ -27,7 +28,8 @@ def test_status_and_telemetry(broker, make_cart, make_watcher):
     assert telemetry["devices"] == {"scanner": {"ok": True, "error": None},
                                     "printer": {"ok": False, "error": "paper out"},
                                     "locker": {"ok": True, "error": None}}
-    assert isinstance(telemetry["disk_free_mb"], int) and telemetry["disk_free_mb"] > 0
+    assert isinstance(telemetry["disk_free_mb"], int)
+    assert telemetry["disk_free_mb"] > 0
     assert telemetry["uptime_s"] >= 0
     # Telemetry is QoS 0 and not retained; it keeps coming on its interval.
     count = len(watcher.on(TELEMETRY))
@@ -46,7 +48,7 @@ def test_forced_mqtt311(broker, make_cart):
     cart.wait_online()
     assert cart.service.health.snapshot()["protocol"] == "3.1.1"
     cart.record(2)
-    # No ingest here: the rows stay pending (a PUBACK is not an ack).
-    cart.service.sync_now()
+    # No ingest here: the rows stay pending (a PUBACK is not an ack; they go out within a
+    # poll, every 0.25 s).
     time.sleep(0.5)
     assert cart.pending() == 2

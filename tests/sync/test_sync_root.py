@@ -68,7 +68,8 @@ def test_fleet_key_cannot_touch_trust_anchors_endpoint_or_paths(broker, make_car
                                                             "this push is signed by fleet key 'f1'"}
     # everyday settings still go with the fleet key
     report = push(watcher, DESIRED, signed(keys, "f1", 3, {"retention_days": 9}))
-    assert report["status"] == "applied" and report["changed"] == ["retention_days"]
+    assert report["status"] == "applied"
+    assert report["changed"] == ["retention_days"]
     # a root key may change them all: a new issuer, and the fleet key rotated
     new_issuer = Issuer("k2")
     report = push(watcher, DESIRED, signed(keys, "r1", 4, {"security": {
@@ -81,7 +82,8 @@ def test_fleet_key_cannot_touch_trust_anchors_endpoint_or_paths(broker, make_car
     assert cfg.security.fleet_keys == {"f2": keys["r2"]["pub"]}
     # the old fleet key is out from now on
     report = push(watcher, DESIRED, signed(keys, "f1", 5, {"retention_days": 3}))
-    assert report["status"] == "rejected" and "unknown_key" in report["errors"][0]
+    assert report["status"] == "rejected"
+    assert "unknown_key" in report["errors"][0]
 
 
 def test_with_no_root_key_those_settings_are_not_pushable(broker, make_cart, make_watcher):
@@ -93,7 +95,8 @@ def test_with_no_root_key_those_settings_are_not_pushable(broker, make_cart, mak
         report = push(watcher, scope_topic, {"version": 1, "config": HOSTILE})
         assert report["status"] == "rejected"
         refused = errors_by_key(report)
-        assert "security.token_keys" in refused and "mqtt.host" in refused
+        assert "security.token_keys" in refused
+        assert "mqtt.host" in refused
         assert set(refused.values()) == {
             "not pushable: no root key is configured (security.root_keys is empty)"}
     report = push(watcher, DESIRED, {"version": 2, "config": {"demo": True}})
@@ -107,12 +110,15 @@ def test_a_push_that_changes_nothing_says_so(broker, make_cart, make_watcher, ke
     cart.wait_online()
     watcher = make_watcher(broker.port, [REPORTED])
     report = push(watcher, DESIRED, {"version": 1, "config": {"log_level": "INFO"}})
-    assert report["status"] == "applied" and report["changed"] == []
+    assert report["status"] == "applied"
+    assert report["changed"] == []
     assert report["warnings"] == ["cart config v1: changed nothing: every value it sets is "
                                   "already in effect"]
     # fleet_keys = {} over no fleet keys: nothing to change either (root-signed or not)
     report = push(watcher, DESIRED, signed(keys, "r1", 2, {"security": {"fleet_keys": {}}}))
-    assert report["status"] == "applied" and report["changed"] == [] and report["warnings"]
+    assert report["status"] == "applied"
+    assert report["changed"] == []
+    assert report["warnings"]
 
 
 def test_cart_fleet_push_config_signs_root_pushes(broker, make_cart, make_watcher, keys,

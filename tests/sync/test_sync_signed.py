@@ -34,28 +34,34 @@ def test_signed_config_accepted_unsigned_and_strangers_rejected(
     doc = {"version": 1, "config": {"log_level": "DEBUG"}}
 
     report = push(watcher, DESIRED, doc)  # plain JSON
-    assert report["status"] == "rejected" and "must be signed" in report["errors"][0]
+    assert report["status"] == "rejected"
+    assert "must be signed" in report["errors"][0]
 
     report = push(watcher, DESIRED, sign({"version": 2, "config": {}}, keys["stranger"],
                                          "fleet1"))
-    assert report["status"] == "rejected" and "bad_signature" in report["errors"][0]
+    assert report["status"] == "rejected"
+    assert "bad_signature" in report["errors"][0]
 
     report = push(watcher, DESIRED, sign({"version": 3, "config": {}}, keys["other"], "other"))
-    assert report["status"] == "rejected" and "unknown_key" in report["errors"][0]
+    assert report["status"] == "rejected"
+    assert "unknown_key" in report["errors"][0]
 
     # Signed for another cart and replayed here: the binding refuses it.
     report = push(watcher, DESIRED, sign({"version": 4, "config": {}, "cart": "bc-02"},
                                          keys["key"], "fleet1"))
-    assert report["status"] == "rejected" and "meant for 'bc-02'" in report["errors"][0]
+    assert report["status"] == "rejected"
+    assert "meant for 'bc-02'" in report["errors"][0]
 
     report = push(watcher, DESIRED, sign({**doc, "version": 5, "cart": CART}, keys["key"],
                                          "fleet1"))
-    assert report["status"] == "applied" and report["version"] == 5
+    assert report["status"] == "applied"
+    assert report["version"] == 5
     assert signed_cart.applied[-1].log_level == "DEBUG"
 
     # Fleet-wide, unsigned: rejected too, and the cart's config is untouched.
     report = push(watcher, FLEET, {"version": 1, "config": {"log_level": "ERROR"}})
-    assert report["status"] == "rejected" and report["version"] == 5
+    assert report["status"] == "rejected"
+    assert report["version"] == 5
     assert [c.log_level for c in signed_cart.applied] == ["DEBUG"]
 
 
@@ -64,15 +70,18 @@ def test_signed_commands(broker, signed_cart, make_watcher, keys):
     cmd = {"id": "s-1", "name": "open_compartment", "args": {"compartment": "A01"}}
 
     result = send(watcher, cmd)
-    assert result["ok"] is False and "must be signed" in result["error"]
+    assert result["ok"] is False
+    assert "must be signed" in result["error"]
     assert result["id"] == "s-1"
 
     result = send(watcher, sign({**cmd, "id": "s-2"}, keys["stranger"], "fleet1"))
-    assert result["ok"] is False and "bad_signature" in result["error"]
+    assert result["ok"] is False
+    assert "bad_signature" in result["error"]
     assert result["id"] == "s-2"  # read (unverified) only to address the refusal
 
     result = send(watcher, "eyJhbGciOiJub25lIn0.e30.")
-    assert result["ok"] is False and "signature refused" in result["error"]
+    assert result["ok"] is False
+    assert "signature refused" in result["error"]
     assert signed_cart.executed == []
 
     result = send(watcher, sign({**cmd, "cart": CART}, keys["key"], "fleet1"))

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.mqtt_broker import MosquittoBroker
-from tests.sync.synckit import wait_until
+from tests.support import wait_for
 
 
 def self_signed(tmp: Path, name: str) -> tuple[Path, Path]:
@@ -47,7 +47,7 @@ def test_cart_connects_over_tls_and_refuses_an_unknown_broker(tmp_path, make_car
         (tmp_path / "agent.toml").write_text(
             (tmp_path / "agent.toml").read_text().replace(str(crt), str(other_ca)))
         cart.start()
-        wait_until(lambda: "CERTIFICATE_VERIFY_FAILED" in (cart.service.health.error or ""),
+        wait_for(lambda: "CERTIFICATE_VERIFY_FAILED" in (cart.service.health.error or ""),
                    5, what="a certificate error")
         assert not cart.service.online()
     finally:

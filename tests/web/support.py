@@ -107,7 +107,8 @@ def login(rig: WebRig, pin: str = PIN) -> tuple[str, str]:
     done = request(rig, "POST", "/attendant/login", {"pin": pin, "csrf": page.csrf()}, cookie)
     assert done.status == 303, done.body
     fresh = done.cookie()
-    assert fresh and fresh != cookie          # a new session id after login
+    assert fresh
+    assert fresh != cookie
     console = request(rig, "GET", "/attendant", cookie=fresh)
     assert "工作人员控制台" in console.body
     return fresh, console.csrf()

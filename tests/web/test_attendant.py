@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from agent.devices.escpos_decode import decode_escpos
+from agent.devices.sim.escpos_decode import decode_escpos
 from tests.support import wait_for
 from tests.web.support import PIN, SCREENSHOTS, WebRig, request
 
@@ -29,7 +29,9 @@ def flash(page: Any) -> Any:
 def session_cookie(page: Any) -> str:
     cookies = page.context.cookies()
     found = [c for c in cookies if c["name"] == "cart_console"]
-    assert found and found[0]["httpOnly"] and found[0]["sameSite"] == "Strict"
+    assert found
+    assert found[0]["httpOnly"]
+    assert found[0]["sameSite"] == "Strict"
     return f"cart_console={found[0]['value']}"
 
 
@@ -69,7 +71,8 @@ def test_login_open_and_refusals(web_rig: WebRig, page: Any) -> None:
     opened = rig.txs("locker.open")
     assert len(opened) == 1
     assert opened[0]["data"]["reason"] == "顾客反映柜门卡住 door stuck"
-    assert opened[0]["data"]["by"] == "attendant" and opened[0]["data"]["source"] == "console"
+    assert opened[0]["data"]["by"] == "attendant"
+    assert opened[0]["data"]["source"] == "console"
     wait_for(lambda: rig.compartment("A03").door == "open", what="A03 seen open")
     page.reload()
     expect(page.locator("#comp-A03")).to_have_attribute("data-state", "open")
@@ -78,13 +81,15 @@ def test_login_open_and_refusals(web_rig: WebRig, page: Any) -> None:
     comp_action(page, "A02", "open-form", "   ")
     expect(flash(page)).to_contain_text("请填写开柜原因，未执行")
     expect(flash(page)).to_contain_text("A reason for opening is required")
-    assert rig.sim.opens("A02") == 0 and len(rig.txs("locker.open")) == 1
+    assert rig.sim.opens("A02") == 0
+    assert len(rig.txs("locker.open")) == 1
 
     # With the browser's own session cookie, a POST without the form token is refused.
     cookie = session_cookie(page)
     forged = request(rig, "POST", "/attendant/open",
                      {"compartment": "A02", "reason": "forged"}, cookie)
-    assert forged.status == 403 and "nothing was done" in forged.body
+    assert forged.status == 403
+    assert "nothing was done" in forged.body
     # A compartment this cart does not have, with a valid form token: refused, with words.
     csrf = page.locator("input[name=csrf]").first.get_attribute("value")
     unknown = request(rig, "POST", "/attendant/open",
@@ -100,7 +105,8 @@ def test_login_open_and_refusals(web_rig: WebRig, page: Any) -> None:
     expect(page.locator("form.login")).to_be_visible()
     stale = request(rig, "POST", "/attendant/open",
                     {"compartment": "A02", "reason": "after logout", "csrf": csrf}, cookie)
-    assert stale.status == 403 and rig.sim.opens("A02") == 0
+    assert stale.status == 403
+    assert rig.sim.opens("A02") == 0
 
 
 def test_service_reprint_deposit_and_report(web_rig: WebRig, page: Any) -> None:
@@ -119,14 +125,16 @@ def test_service_reprint_deposit_and_report(web_rig: WebRig, page: Any) -> None:
     expect(flash(page)).to_contain_text("正在补打凭条")
     wait_for(lambda: len(rig.sim.printer.receipts()) >= 2, what="the reprint")
     reprint = decode_escpos(rig.sim.printer.receipts()[1]).text
-    assert "补打 REPRINT" in reprint and "No. 1" in reprint
+    assert "补打 REPRINT" in reprint
+    assert "No. 1" in reprint
     assert rig.txs("receipt.reprint")[0]["data"]["tx_id"] == ticket.details["tx_id"]
 
     # Deposit mode without a badge, then off again.
     page.click("#deposit-toggle")
     expect(page.locator("#deposit-state")).to_have_text("开启 On")
     answer = rig.scan("YT9876543210")
-    assert answer.kind == "deposit" and answer.details["compartment"] == "A01"
+    assert answer.kind == "deposit"
+    assert answer.details["compartment"] == "A01"
     page.click("#deposit-toggle")
     expect(page.locator("#deposit-state")).to_have_text("关闭 Off")
     rig.close_door("A01")
@@ -172,7 +180,8 @@ def test_lockout_after_wrong_pins(tmp_path: Path, pin_hash: str, page: Any) -> N
         log_in(rig, page, pin="000000")
         expect(flash(page)).to_contain_text("PIN 错误次数过多，已锁定至")
         until = rig.web.lockout.locked_until("127.0.0.1")  # this browser, not everyone
-        assert until is not None and 45 < until - rig.clock() <= 60
+        assert until is not None
+        assert 45 < until - rig.clock() <= 60
         # While locked even the right PIN is refused, and the page says until when.
         log_in(rig, page)
         expect(flash(page)).to_contain_text("Too many wrong PINs: locked until")

@@ -18,7 +18,8 @@ def test_hash_and_verify() -> None:
     encoded = hash_pin("246810")
     scheme, n, r, p, salt, digest = encoded.split("$")
     assert (scheme, n, r, p) == ("scrypt", "32768", "8", "1")
-    assert len(salt) >= 20 and len(digest) >= 40
+    assert len(salt) >= 20
+    assert len(digest) >= 40
     assert verify_pin("246810", encoded)
     assert not verify_pin("246811", encoded)
     assert not verify_pin("", encoded)
@@ -27,7 +28,7 @@ def test_hash_and_verify() -> None:
 
 @pytest.mark.parametrize("pin", ["", "123", "x" * 65, "12\n34"])
 def test_hash_refuses_bad_pins(pin: str) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="a PIN is 4-64 printable characters"):
         hash_pin(pin)
 
 
@@ -72,7 +73,9 @@ def test_lockout_persists_across_restart(tmp_path: Path) -> None:
     lockout = Lockout(store, clock=now)
     for i in range(1, 5):
         result = lockout.attempt("000000", encoded, max_failures=5, lock_s=300)
-        assert not result.ok and result.failures == i and result.locked_until is None
+        assert not result.ok
+        assert result.failures == i
+        assert result.locked_until is None
     store.close()
 
     # A restart keeps the count: one more wrong PIN locks.
@@ -88,7 +91,8 @@ def test_lockout_persists_across_restart(tmp_path: Path) -> None:
     lockout = Lockout(store, clock=now)
     assert lockout.locked_until() == now.now + 300
     result = lockout.attempt("246810", encoded, max_failures=5, lock_s=300)
-    assert not result.ok and result.locked_until == now.now + 300
+    assert not result.ok
+    assert result.locked_until == now.now + 300
 
     now.now += 301
     assert lockout.locked_until() is None
@@ -125,7 +129,8 @@ def test_a_guesser_locks_out_only_itself_and_a_local_reset_clears_it(tmp_path: P
 def test_no_pin_configured(tmp_path: Path) -> None:
     store = Store(tmp_path / "cart.db", "bc-test")
     result = Lockout(store).attempt("246810", "", 5, 300)
-    assert result.no_pin and not result.ok
+    assert result.no_pin
+    assert not result.ok
     assert store.get_meta("web.pin_lockout") is None   # not counted as a guess
     store.close()
 
@@ -134,22 +139,29 @@ def test_sessions_expire_and_rotate() -> None:
     now = FakeNow()
     sessions = Sessions(idle_s=900, max_sessions=3, clock=now)
     anon = sessions.create()
-    assert sessions.get(anon.token) is anon and not anon.authenticated
-    assert csrf_ok(anon, anon.csrf) and not csrf_ok(anon, "x" + anon.csrf)
-    assert not csrf_ok(anon, None) and not csrf_ok(None, anon.csrf)
+    assert sessions.get(anon.token) is anon
+    assert not anon.authenticated
+    assert csrf_ok(anon, anon.csrf)
+    assert not csrf_ok(anon, "x" + anon.csrf)
+    assert not csrf_ok(anon, None)
+    assert not csrf_ok(None, anon.csrf)
 
     logged = sessions.login(anon)
-    assert logged.authenticated and logged.token != anon.token and logged.csrf != anon.csrf
+    assert logged.authenticated
+    assert logged.token != anon.token
+    assert logged.csrf != anon.csrf
     assert sessions.get(anon.token) is None              # the pre-login id is dead
 
     now.now += 600
     assert sessions.get(logged.token) is logged          # used: idle time starts over
     now.now += 901
     assert sessions.get(logged.token) is None            # idle too long
-    assert sessions.get(None) is None and sessions.get("x" * 100) is None
+    assert sessions.get(None) is None
+    assert sessions.get("x" * 100) is None
 
     # A full table evicts anonymous sessions before logged-in ones.
     kept = sessions.login(sessions.create())
     for _ in range(5):
         sessions.create()
-    assert len(sessions) == 3 and sessions.get(kept.token) is kept
+    assert len(sessions) == 3
+    assert sessions.get(kept.token) is kept

@@ -56,7 +56,8 @@ def test_forged_posts_do_nothing(web_rig: WebRig, caplog: pytest.LogCaptureFixtu
     for fields, cookie_sent, headers in cases:
         reply = request(web_rig, "POST", "/attendant/open", fields, cookie_sent, headers)
         assert reply.status == 403, (fields, headers)
-        assert "未执行" in reply.body and "nothing was done" in reply.body
+        assert "未执行" in reply.body
+        assert "nothing was done" in reply.body
     for path in ("/attendant/deposit", "/attendant/service", "/attendant/reprint"):
         assert request(web_rig, "POST", path, {"on": "1"}, cookie).status == 403
     nothing_opened(web_rig)
@@ -66,11 +67,14 @@ def test_forged_posts_do_nothing(web_rig: WebRig, caplog: pytest.LogCaptureFixtu
     # The same request with the token and a same-origin Origin goes through.
     ok = request(web_rig, "POST", "/attendant/open", {**form, "csrf": csrf}, cookie,
                  {"Origin": web_rig.base})
-    assert ok.status == 303 and ok.headers["Location"] == "/attendant"
+    assert ok.status == 303
+    assert ok.headers["Location"] == "/attendant"
     assert web_rig.sim.opens("A01") == 1
     # Neither the PIN nor a session id ever reaches the log.
     session_id = cookie.split("=", 1)[1]
-    assert PIN not in caplog.text and session_id not in caplog.text and csrf not in caplog.text
+    assert PIN not in caplog.text
+    assert session_id not in caplog.text
+    assert csrf not in caplog.text
     assert "without a valid form token" in caplog.text
 
 
@@ -86,7 +90,8 @@ def test_bad_input_refused(web_rig: WebRig) -> None:
     assert "No compartment Z99 on this cart" in post("/attendant/service", compartment="Z99",
                                                      on="1", reason="broken")
     page = post("/attendant/open", compartment="A01", reason="")
-    assert "请填写开柜原因" in page and "A reason for opening is required" in page
+    assert "请填写开柜原因" in page
+    assert "A reason for opening is required" in page
     assert "输入过长" in post("/attendant/open", compartment="A01", reason="x" * 201)
     assert "Input too long" in post("/attendant/open", compartment="A01" * 3, reason="x")
     assert "Enter a 26-character transaction id" in post("/attendant/reprint",
@@ -112,9 +117,11 @@ def test_no_pin_configured_refuses_login(tmp_path: Path) -> None:
         cookie = page.cookie()
         done = request(rig, "POST", "/attendant/login", {"pin": "0000", "csrf": page.csrf()},
                        cookie)
-        assert done.status == 303 and done.cookie() is None     # no new session
+        assert done.status == 303
+        assert done.cookie() is None
         again = request(rig, "GET", "/attendant", cookie=cookie).body
-        assert "尚未设置工作人员 PIN" in again and "工作人员控制台" not in again
+        assert "尚未设置工作人员 PIN" in again
+        assert "工作人员控制台" not in again
         assert rig.store.get_meta("web.pin_failures") is None
     finally:
         rig.stop()
@@ -130,7 +137,8 @@ def test_port_in_use_is_reported(tmp_path: Path) -> None:
             web = wait_for(lambda: rig.daemon.supervisor.services().get("web"))
             wait_for(lambda: "cannot listen on 127.0.0.1:" in (web.health.error or ""),
                      what="the web service to report the port in use")
-            assert rig.daemon.cart is not None and rig.daemon.cart.health.ok  # the rest runs
+            assert rig.daemon.cart is not None
+            assert rig.daemon.cart.health.ok
         finally:
             rig.stop()
 
@@ -154,8 +162,11 @@ def test_event_stream_shows_only_public_fields(web_rig: WebRig) -> None:
         data = json.loads(resp.readline().decode()[5:])
     finally:
         conn.close()
-    assert data["kind"] == "accepted" and data["big"] == "1"
-    assert "政务服务 1 号" in data["zh"] and "No. 1" in data["en"]
+    assert data["kind"] == "accepted"
+    assert data["big"] == "1"
+    assert "政务服务 1 号" in data["zh"]
+    assert "No. 1" in data["en"]
     assert set(data) == {"id", "kind", "zh", "en", "reason", "big"}
     jti = web_rig.txs("ticket.issue")[0]["data"]["jti"]
-    assert jti not in json.dumps(data) and token not in json.dumps(data)
+    assert jti not in json.dumps(data)
+    assert token not in json.dumps(data)

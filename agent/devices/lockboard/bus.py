@@ -117,10 +117,6 @@ class LockBus:
             with contextlib.suppress(*_PORT_ERRORS):  # the device may already be gone
                 ser.close()
 
-    @property
-    def is_open(self) -> bool:
-        return self._serial is not None
-
     def __enter__(self) -> LockBus:
         self.open()
         return self

@@ -18,8 +18,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from agent.devices.lockboard import codec_for
-from agent.devices.lockboard.bus import LockBus, OpenResult
+from agent.devices.lockboard.bus import LockBus
 from agent.devices.lockboard.frames import BoardTimeout, FrameError, LockAddress, LockerUnavailable
+from agent.devices.lockboard.unlock import OpenResult
 from agent.health import Health
 
 log = logging.getLogger(__name__)

@@ -19,13 +19,16 @@ then reads the door until it opens or the open timeout passes.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 from agent.devices.lockboard.frames import (
     BoardTimeout,
+    Expect,
     FrameError,
     LockAddress,
+    LockCodec,
     LockerUnavailable,
     OpenReply,
     Reply,
@@ -33,8 +36,21 @@ from agent.devices.lockboard.frames import (
     UnlockEcho,
 )
 
-if TYPE_CHECKING:
-    from agent.devices.lockboard.bus import LockBus
+
+class LockBus(Protocol):
+    """The bus as an opening uses it (bus.LockBus): one exchange at a time, door reads."""
+
+    codec: LockCodec
+    closed_bit: int
+    open_timeout_s: float
+    status_timeout_s: float
+    unlock_answers: dict[int, bool]
+
+    def exchange(self, board: int, request: bytes, timeout_s: float,
+                 accept: Callable[[Reply], bool] | None, expect: Expect = "board",
+                 silence_ok: bool = False) -> Reply | None: ...
+
+    def door_closed(self, address: LockAddress) -> bool | None: ...
 
 Outcome = Literal["released", "not_released", "unknown"]
 RELEASED: Outcome = "released"

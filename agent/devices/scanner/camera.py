@@ -22,7 +22,8 @@ from collections.abc import Callable
 from typing import Any
 
 from agent.devices.errors import DeviceUnavailable
-from agent.devices.scanner.decoders import DECODERS, DecodedCode, decode_image
+from agent.devices.scanner.codes import DecodedCode
+from agent.devices.scanner.decoders import DECODERS, decode_image
 from agent.devices.scanner.lines import RepeatFilter, ScanEvent, repeat_key
 from agent.health import Health
 

@@ -20,8 +20,9 @@ cv2, zxingcpp and pyzbar are the optional `camera` extra: imported on first use 
 from __future__ import annotations
 
 import ctypes
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from agent.devices.scanner.codes import ECI_CODECS, DecodedCode
 
 if TYPE_CHECKING:
     import numpy as np
@@ -32,31 +33,9 @@ DECODERS = ("zxing", "pyzbar")
 DEFAULT_DECODER = "zxing"
 THOROUGH_MAX_WIDTH = 640  # images up to this wide get the 2x second pass
 
-# ECI assignment number -> Python codec (AIM ECI specification). Only charsets the symbol
-# names explicitly; 899 is "binary" and has no text.
-ECI_CODECS: dict[int, str] = {
-    0: "cp437", 1: "latin-1", 2: "cp437", 3: "latin-1", 4: "iso8859-2", 5: "iso8859-3",
-    6: "iso8859-4", 7: "iso8859-5", 8: "iso8859-6", 9: "iso8859-7", 10: "iso8859-8",
-    11: "iso8859-9", 12: "iso8859-10", 13: "iso8859-11", 15: "iso8859-13", 16: "iso8859-14",
-    17: "iso8859-15", 18: "iso8859-16", 20: "shift_jis", 21: "cp1250", 22: "cp1251",
-    23: "cp1252", 24: "cp1256", 25: "utf-16-be", 26: "utf-8", 27: "ascii", 28: "big5",
-    29: "gb18030", 30: "euc-kr", 32: "gb18030", 170: "ascii",
-}
-
 
 class DecoderUnavailable(RuntimeError):
     """The decoder's library (the `camera` extra) is not installed."""
-
-
-@dataclass(frozen=True)
-class DecodedCode:
-    """One QR symbol found in an image: its bytes, and its text when that is certain."""
-
-    raw: bytes
-    text: str | None
-    error: str | None = None  # why text is None, e.g. "undecodable: not UTF-8 and no ECI"
-    charset: str | None = None
-    eci: int | None = None
 
 
 def decode_image(img: np.ndarray, decoder: str = DEFAULT_DECODER,

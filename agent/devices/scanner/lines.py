@@ -12,6 +12,8 @@ import time
 import unicodedata
 from dataclasses import dataclass, field
 
+HEAD_BYTES = 64  # what a rejected scan keeps of the bytes read
+
 
 class UnreadableScan(ValueError):
     """The scanned bytes are neither UTF-8 nor GB18030 text."""
@@ -21,18 +23,29 @@ class UnreadableScan(ValueError):
 class ScanEvent:
     """One code read by a scanner: its text, or why there is none (so a rejection is recorded).
 
-    `error` is "unreadable" (bytes that are not text, or a QR code in an undeclared charset)
-    or "too long", with the particulars in `detail`; `raw` holds the bytes as received (only
-    the first bytes of a line that was too long).
+    The one shape a scan has from the scanner to the flow that decides on it. `error` is
+    "unreadable" (bytes that are not text, or a QR code in an undeclared charset) or
+    "too long", with the particulars in `detail`; `raw` holds the bytes as received (only the
+    first bytes of a line that was too long); `mono` is when it was read (time.monotonic).
     """
 
     text: str | None
     raw: bytes
     error: str | None
-    source: str  # "serial" | "camera"
+    source: str  # "serial" | "camera" | "test"
     at: float = field(default_factory=time.time)
     mono: float = field(default_factory=time.monotonic)
     detail: str | None = None
+
+    @property
+    def head(self) -> bytes:
+        """What was read, cut to what a rejection record keeps."""
+        return self.raw[:HEAD_BYTES]
+
+    @classmethod
+    def of_text(cls, text: str, source: str = "test") -> ScanEvent:
+        """A scan read as this text (the fuzzer, tests)."""
+        return cls(text, text.encode("utf-8", "surrogatepass"), None, source)
 
 
 @dataclass(frozen=True)
@@ -47,7 +60,6 @@ class TooLong:
 
 
 _TERMINATORS = frozenset(b"\r\n")
-_HEAD_BYTES = 64
 
 
 class LineReader:
@@ -104,7 +116,7 @@ class LineReader:
     def _end_line(self, out: list[bytes | TooLong]) -> None:
         if self._overflow:
             length = len(self._buffer) + self._overflow
-            out.append(TooLong(length, bytes(self._buffer[:_HEAD_BYTES])))
+            out.append(TooLong(length, bytes(self._buffer[:HEAD_BYTES])))
         elif self._buffer:
             out.append(bytes(self._buffer))
         self._buffer.clear()

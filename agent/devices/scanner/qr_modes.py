@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.devices.scanner.decoders import ECI_CODECS, DecodedCode
+from agent.devices.scanner.codes import ECI_CODECS, DecodedCode
 from agent.devices.scanner.qr_segments import QrFormatError, Segment, segments_from_matrix
 
 

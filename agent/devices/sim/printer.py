@@ -14,8 +14,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from agent.devices.escpos_decode import tokenize
 from agent.devices.printer.status import status_bytes
+from agent.devices.sim.escpos_decode import tokenize
 from agent.devices.sim.pty import PtyPort
 
 
@@ -69,12 +69,6 @@ class PrinterSimulator:
 
     def set_paper_out(self, out: bool = True) -> None:
         self.paper_out = out
-
-    def set_paper_near_end(self, near: bool = True) -> None:
-        self.paper_near_end = near
-
-    def set_cover_open(self, open_: bool = True) -> None:
-        self.cover_open = open_
 
     def set_silent(self, silent: bool = True) -> None:
         self.silent = silent

@@ -173,7 +173,8 @@ def http(rig: DeskRig, method: str, path: str, form: dict[str, str] | None = Non
     import http.client
     import urllib.parse
 
-    assert rig.desk is not None and rig.desk.port is not None
+    assert rig.desk is not None
+    assert rig.desk.port is not None
     conn = http.client.HTTPConnection("127.0.0.1", rig.desk.port, timeout=15)
     try:
         head = dict(headers or {})
@@ -194,7 +195,8 @@ def login_http(rig: DeskRig, who: tuple[str, str]) -> tuple[str, str]:
     """(cookie, csrf) of a fresh session over plain HTTP."""
     done = http(rig, "POST", "/login", {"username": who[0], "password": who[1],
                                         "next": "/fleet"})
-    assert done.status == 303 and done.headers["Location"] == "/fleet", done.body
+    assert done.status == 303
+    assert done.headers["Location"] == "/fleet", done.body
     cookie = done.cookie()
     assert cookie
     page = http(rig, "GET", "/fleet", cookie=cookie)

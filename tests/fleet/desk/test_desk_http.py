@@ -31,13 +31,16 @@ def test_login_and_redirects_stay_on_the_desk(bare: DeskRig) -> None:
                    "/\\evil.example"):
         done = http(bare, "POST", "/login", {"username": MANAGER[0], "password": MANAGER[1],
                                              "next": target})
-        assert done.status == 303 and done.headers["Location"] == "/fleet", target
+        assert done.status == 303
+        assert done.headers["Location"] == "/fleet", target
     wrong = http(bare, "POST", "/login", {"username": MANAGER[0], "password": "nope" * 3})
-    assert wrong.status == 303 and wrong.headers["Location"] == "/login?failed=1"
+    assert wrong.status == 303
+    assert wrong.headers["Location"] == "/login?failed=1"
     assert wrong.cookie() is None
     other = http(bare, "POST", "/login", {"username": MANAGER[0], "password": MANAGER[1]},
                  headers={"Origin": "http://evil.example"})
-    assert other.status == 403 and other.cookie() is None
+    assert other.status == 403
+    assert other.cookie() is None
     for path in ("/fleet", "/fleet/cards", "/alarms", "/usage.csv", "/actions", "/carts/bc-01"):
         assert http(bare, "GET", path).status == 303, path
 
@@ -53,7 +56,8 @@ def test_bad_parameters_get_a_clear_answer(bare: DeskRig) -> None:
         ("/nowhere", 404, "No such page"),
     ]:
         reply = http(bare, "GET", path, cookie=cookie)
-        assert reply.status == status and says in reply.body, path
+        assert reply.status == status
+        assert says in reply.body, path
         assert "default-src 'self'" in reply.headers["Content-Security-Policy"]
         assert reply.headers["Cache-Control"] == "no-store"
     huge = http(bare, "POST", "/alarms/99999999999999999999999/ack", {"csrf": csrf},
@@ -63,7 +67,8 @@ def test_bad_parameters_get_a_clear_answer(bare: DeskRig) -> None:
                                                     "document": "x" * 200_000}, cookie)
     assert big.status == 413
     static = http(bare, "GET", "/static/desk.css")
-    assert static.status == 200 and static.headers["Cache-Control"] == "no-cache"
+    assert static.status == 200
+    assert static.headers["Cache-Control"] == "no-cache"
     assert http(bare, "GET", "/static/../db.py").status in (403, 404)
 
 
@@ -78,7 +83,8 @@ def test_a_hostile_document_is_refused_with_its_reason(bare: DeskRig) -> None:
         reply = http(bare, "POST", "/act/push/preview", {"csrf": csrf, "target": "_all",
                                                         "version": "1", "document": document},
                      cookie)
-        assert reply.status == 200 and 'id="problems"' in reply.body, document[:20]
+        assert reply.status == 200
+        assert 'id="problems"' in reply.body, document[:20]
         assert says in reply.body
         assert 'id="confirm"' not in reply.body
     assert bare.sql("SELECT count(*) FROM desk_actions")[0][0] == 0
@@ -97,9 +103,11 @@ def test_records_with_hostile_text_are_shown_and_exported_as_text(bare: DeskRig)
     cookie, _ = login_http(bare, MANAGER)
     for path in ("/usage", "/alarms", "/carts/bc-66", "/fleet"):
         body = http(bare, "GET", path, cookie=cookie).body
-        assert "<script>alert" not in body and "<b>A1</b>" not in body, path
+        assert "<script>alert" not in body
+        assert "<b>A1</b>" not in body, path
     csv = http(bare, "GET", "/usage.csv?per=cart", cookie=cookie).body
-    assert "'=HYPERLINK" in csv and "\n=HYPERLINK" not in csv.replace(",", "\n")
+    assert "'=HYPERLINK" in csv
+    assert "\n=HYPERLINK" not in csv.replace(",", "\n")
     assert json.dumps("<script>")  # (the page escaped it; the CSV keeps the text)
 
 

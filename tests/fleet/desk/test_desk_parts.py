@@ -62,7 +62,8 @@ def test_passwords_lockout_and_sessions(db: Database) -> None:
         auth.add_user(db, "Boss Man", "long enough pw", "manager")
     assert auth.add_user(db, "boss", "long enough pw", "manager") is True
     stored = db.one("SELECT password_hash FROM desk_users")
-    assert stored is not None and stored["password_hash"].startswith("scrypt$32768$8$1$")
+    assert stored is not None
+    assert stored["password_hash"].startswith("scrypt$32768$8$1$")
     assert "long enough pw" not in stored["password_hash"]
 
     assert auth.login(db, "boss", "long enough pw").role == "manager"
@@ -70,16 +71,20 @@ def test_passwords_lockout_and_sessions(db: Database) -> None:
     for _ in range(auth.LOCKOUT_FAILURES - 1):
         assert not auth.login(db, "boss", "wrong password").ok
     locked = auth.login(db, "boss", "wrong password")
-    assert not locked.ok and locked.locked_until is not None
+    assert not locked.ok
+    assert locked.locked_until is not None
     assert not auth.login(db, "boss", "long enough pw").ok  # locked: even the right one
     db.execute("UPDATE desk_users SET locked_until = now() - interval '1 s'")
     assert auth.login(db, "boss", "long enough pw").ok
 
     token = auth.open_session(db, "boss")
     session = auth.find_session(db, token)
-    assert session is not None and session.can_act and len(session.csrf) >= 32
+    assert session is not None
+    assert session.can_act
+    assert len(session.csrf) >= 32
     assert db.one("SELECT token_hash FROM desk_sessions")["token_hash"] != token
-    assert auth.csrf_ok(session, session.csrf) and not auth.csrf_ok(session, "x")
+    assert auth.csrf_ok(session, session.csrf)
+    assert not auth.csrf_ok(session, "x")
     assert auth.find_session(db, token + "x") is None
     db.execute("UPDATE desk_sessions SET last_seen = now() - interval '31 minutes'")
     assert auth.find_session(db, token) is None  # idle too long
@@ -89,7 +94,8 @@ def test_passwords_lockout_and_sessions(db: Database) -> None:
     assert auth.find_session(db, token) is None  # a new password ends the sessions
     token = auth.open_session(db, "boss")
     viewer = auth.find_session(db, token)
-    assert viewer is not None and not viewer.can_act
+    assert viewer is not None
+    assert not viewer.can_act
     auth.close_session(db, token)
     assert auth.find_session(db, token) is None
 
@@ -207,7 +213,8 @@ def test_the_follower_derives_alarms_parcels_and_usage_once(db: Database, db_url
         # commits): still counted, once.
         late = again._cursor()[0] - dt.timedelta(seconds=3)
         rows.add("bc-01", "ticket.issue", T0, {"service": "gov", "number": 3}, received_at=late)
-        assert again.tick() == 1 and again.tick() == 0
+        assert again.tick() == 1
+        assert again.tick() == 0
         assert usage(db)[("bc-01", "ticket.issue", "gov")] == (2, 0)
 
         # A pickup stored before its deposit (a batch resent late): the parcel still closes.
@@ -217,7 +224,8 @@ def test_the_follower_derives_alarms_parcels_and_usage_once(db: Database, db_url
         rows.add("bc-02", "parcel.deposit", T0, {"label": "SF9", "compartment": "B01"}, seq=1)
         again.tick()
         parcel = db.one("SELECT picked_at FROM desk_parcels WHERE label = 'SF9'")
-        assert parcel is not None and parcel["picked_at"] == T0 + 2 * h
+        assert parcel is not None
+        assert parcel["picked_at"] == T0 + 2 * h
         assert usage(db)[("bc-02", "parcel.wait", "b1-4h")] == (1, 2 * 3600)
 
         # Out of service goes by seq, not by the order rows arrive in.
@@ -323,7 +331,8 @@ def test_attention_reasons_in_words() -> None:
     assert codes == ["paper_out", "device", "backlog", "disk_low", "config_pending", "clock"]
     assert set(a.conditions) == {"paper_out", "clock"}
     offline = assess(CartLive("bc-02", "offline", now - 7200), None, now)
-    assert offline.score > a.score - 100 and offline.reasons[0]["code"] == "offline"
+    assert offline.score > a.score - 100
+    assert offline.reasons[0]["code"] == "offline"
 
 
 # --- charts -------------------------------------------------------------------------------
@@ -346,7 +355,7 @@ def test_charts_escape_what_they_show_and_parse_as_svg() -> None:
 # --- cart-fleet desk ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("argv, says", [
+@pytest.mark.parametrize(("argv", "says"), [
     (["--db", "desk.db"], "postgresql://"),
     (["--db", "postgresql://x@127.0.0.1/x", "--listen", "nowhere"], "HOST:PORT"),
     (["--db", "postgresql://x@127.0.0.1/x", "--timezone", "Asia/Kolkata"], "whole-hour"),
@@ -376,7 +385,8 @@ def test_desk_serves_and_stops_on_sigterm(db_url: str, tmp_path: Any) -> None:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=10) as reply:
             page = reply.read().decode()
             headers = reply.headers
-        assert "登录" in page and "Log in" in page
+        assert "登录" in page
+        assert "Log in" in page
         assert "default-src 'self'" in headers["Content-Security-Policy"]
         assert headers["X-Frame-Options"] == "DENY"
         proc.send_signal(signal.SIGTERM)

@@ -43,7 +43,8 @@ def test_the_desk_on_a_phone(rig: DeskRig, phone: Any, laptop: Any, tmp_path: Pa
     expect(printer).to_contain_text("paper out")
     assert overflow(page) == 0
     box = page.locator("article.card").first.bounding_box()
-    assert box is not None and box["width"] <= 390
+    assert box is not None
+    assert box["width"] <= 390
     page.screenshot(path=str(shots / "desk-phone-fleet.png"), full_page=True)
 
     page.click("article.card[data-cart=bc-01] a.cart-id")

@@ -13,64 +13,16 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
+from agent.contract import COMMAND_ID_PATTERN, CommandError, check_args, rfc3339
 from agent.store import Store, StoreError
-from agent.store.transactions import rfc3339
-from agent.sync.control import ControlError, peek_id, read_control
+from agent.sync.downlink import ControlError, peek_id, read_control
 
 log = logging.getLogger(__name__)
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+ID_PATTERN = re.compile(COMMAND_ID_PATTERN)
 ENVELOPE_KEYS = {"id", "name", "args", "cart"}  # `cart`: optional binding, see check_envelope
-MAX_ARG_CHARS = 128
-
-
-class CommandError(Exception):
-    """A command refused or failed for a reason worth telling the sender."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class Arg:
-    kind: type
-    required: bool = True
-
-
-SIGNATURES: dict[str, dict[str, Arg]] = {
-    "open_compartment": {"compartment": Arg(str)},
-    "reprint": {"tx_id": Arg(str)},
-    "sync_now": {},
-    "set_out_of_service": {"on": Arg(bool), "compartment": Arg(str, required=False),
-                           "reason": Arg(str, required=False)},
-    "revoke_token": {"jti": Arg(str)},
-    "ping": {},
-}
-
-
-def check_args(name: str, args: dict[str, Any]) -> None:
-    """Raise CommandError naming the first problem with the command's name or arguments."""
-    signature = SIGNATURES.get(name)
-    if signature is None:
-        raise CommandError(f"unknown command {name!r}")
-    unknown = sorted(set(args) - set(signature))
-    if unknown:
-        raise CommandError(f"{name}: unknown argument(s): {', '.join(map(str, unknown))}")
-    for key, arg in signature.items():
-        if key not in args:
-            if arg.required:
-                raise CommandError(f"{name}: missing argument {key!r}")
-            continue
-        value = args[key]
-        # bool is an int in Python; a JSON true must not pass for a number or the reverse.
-        if not isinstance(value, arg.kind) or (arg.kind is not bool and isinstance(value, bool)):
-            raise CommandError(f"{name}: argument {key!r} must be {arg.kind.__name__}")
-        if isinstance(value, str) and not 0 < len(value) <= MAX_ARG_CHARS:
-            raise CommandError(f"{name}: argument {key!r} must be 1-{MAX_ARG_CHARS} characters")
 
 
 def check_envelope(doc: dict[str, Any], cart_id: str) -> tuple[str, str, dict[str, Any]]:

@@ -13,10 +13,10 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from agent.backoff import Backoff
 from agent.health import Health
 
 log = logging.getLogger(__name__)
@@ -27,18 +27,6 @@ class Service(Protocol):
     health: Health
 
     def run(self, stop: threading.Event) -> None: ...
-
-
-@dataclass(frozen=True)
-class Backoff:
-    initial_s: float = 0.5
-    maximum_s: float = 30.0
-    factor: float = 2.0
-    jitter: float = 0.5  # each delay is drawn from [d*(1-jitter), d]
-
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        base = min(self.maximum_s, self.initial_s * self.factor ** max(0, attempt))
-        return base * (1.0 - self.jitter * rng.random())
 
 
 @dataclass
@@ -127,9 +115,3 @@ class Supervisor:
             r.stop.set()
         for r in running:
             r.thread.join(max(0.0, deadline - time.monotonic()))
-
-
-def run_periodic(stop: threading.Event, interval_s: float, tick: Callable[[], None]) -> None:
-    """Call `tick` every `interval_s` until `stop` is set; exceptions go to the supervisor."""
-    while not stop.wait(interval_s):
-        tick()

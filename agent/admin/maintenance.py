@@ -1,19 +1,26 @@
-"""Maintenance commands: through the running daemon's control socket when there is one,
-straight to the devices when there is not (so two processes never share one bus)."""
+"""Maintenance commands: through the running daemon's control socket when there is one, else
+on a cart built for the one command (agent.ports.LocalCart, from the runtime), so two
+processes never share one bus and a door opens the same way whoever asks."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import logging
+import os
+import pwd
 import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
 
-from agent.config import AgentConfig
-from agent.control import call
-from agent.store import Store, StoreError
+from agent.admin.control_client import call
+from agent.config import AgentConfig, CompartmentConfig
+from agent.devices.protocols import Scanner
+from agent.devices.scanner.lines import ScanEvent
+from agent.flows.actions import ActionError
+from agent.ports import LocalCart
+from agent.store import StoreError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 SCANNER_STOP_S = 10.0  # a camera's blocking read gives up within ~1 s
@@ -34,7 +41,7 @@ def _fail(message: str, code: int = EXIT_FAIL) -> int:
 def status(cfg: AgentConfig, as_json: bool) -> int:
     """Prints what is known; exit 1 when the store is missing or unreadable (what is known is
     still printed, and the reason goes to stderr)."""
-    from agent.status import render_text, safe_collect
+    from agent.admin.status import render_text, safe_collect
 
     report, problem = safe_collect(cfg)
     print(json.dumps(report, ensure_ascii=False, indent=2) if as_json else render_text(report))
@@ -43,7 +50,7 @@ def status(cfg: AgentConfig, as_json: bool) -> int:
     return EXIT_OK
 
 
-def _compartment(cfg: AgentConfig, comp_id: str) -> Any:
+def _compartment(cfg: AgentConfig, comp_id: str) -> CompartmentConfig | None:
     for comp in cfg.locker.compartments:
         if comp.id == comp_id:
             return comp
@@ -91,12 +98,11 @@ def locker_status(cfg: AgentConfig, comp_id: str | None) -> int:
     return EXIT_FAIL if failed and len(errors) == len({c.board for c in comps}) else EXIT_OK
 
 
-def locker_open(cfg: AgentConfig, comp_id: str, reason: str) -> int:
+def locker_open(cfg: AgentConfig, comp_id: str, reason: str, local: LocalCart) -> int:
     comp = _compartment(cfg, comp_id)
     if comp is None:
         return _fail(f"no compartment {comp_id!r} in the config", EXIT_USAGE)
-    replies = _daemon(cfg, {"op": "locker_open", "compartment": comp_id, "reason": reason,
-                            "by": "cli"})
+    replies = _daemon(cfg, {"op": "locker_open", "compartment": comp_id, "reason": reason})
     if replies is not None:
         reply: dict[str, Any] = replies[0] if replies else {
             "ok": False, "error": "no answer from the agent"}
@@ -108,60 +114,32 @@ def locker_open(cfg: AgentConfig, comp_id: str, reason: str) -> int:
                          f"is watching the door (recorded as {result['tx_id']})")
         print(f"{comp_id} opened (recorded as {result['tx_id']})")
         return EXIT_OK
-    from agent.devices.lockboard.bus import LockBus
-    from agent.devices.lockboard.frames import LockAddress, LockBoardError
-
     try:
-        store = Store(cfg.db_path, cfg.cart_id)
-        tx = store.record("locker.open", {"compartment": comp_id, "reason": reason, "by": "cli",
-                                          "source": "cli"})
+        with _logs_silenced():
+            result = local.open_compartment(comp_id, reason, by=_caller())
+    except ActionError as exc:
+        return _fail(str(exc))
     except StoreError as exc:
         return _fail(f"cannot record the opening, nothing opened: {exc}")
-    from agent.flows.open_outcome import confirm_window_s
-
-    lk = cfg.locker
-    address = LockAddress(comp.board, comp.lock)
-    try:
-        with LockBus(lk.port, lk.protocol, lk.baudrate, lk.closed_bit, lk.open_timeout_s,
-                     lk.status_timeout_s) as bus:
-            result = bus.open_lock(address)
-            if result.outcome == "unknown":  # never sent again: watch the door instead
-                result = _watch_door(bus, address, result, confirm_window_s(lk))
-    except (LockBoardError, OSError) as exc:
-        store.record("locker.open_failed", {"compartment": comp_id, "error": str(exc),
-                                            "tx_id": tx.id})
-        store.close()
-        return _fail(f"locker: {exc}")
-    data = {"compartment": comp_id, "purpose": "manual", "tx_id": tx.id}
-    if result.outcome == "unknown":
-        store.record("locker.open_unconfirmed", {**data, "why": result.error})
-        store.close()
-        return _fail(f"{comp_id}: not confirmed open ({result.error}); check the door")
-    if not result.released:
-        store.record("locker.open_failed", {**data, "error": result.error})
-        store.close()
-        return _fail(f"{comp_id} did not open: {result.error or 'lock did not release'}")
-    if result.reply_lost:
-        store.record("locker.open_confirmed", {**data, "evidence": "door seen open"})
-    store.close()
-    print(f"{comp_id} opened (recorded as {tx.id})")
+    except OSError as exc:  # the lock bus could not be opened: nothing was recorded or sent
+        return _fail(str(exc) if str(exc).startswith("locker") else f"locker: {exc}")
+    if result.get("outcome") != "released":
+        return _fail(f"{comp_id}: not confirmed open (no answer from the lock board and the "
+                     f"door was not seen open; recorded as {result['tx_id']}); check the door")
+    print(f"{comp_id} opened (recorded as {result['tx_id']})")
     return EXIT_OK
 
 
-def _watch_door(bus: Any, address: Any, result: Any, window_s: float) -> Any:
-    import dataclasses
-    import time
-
-    deadline = time.monotonic() + window_s
-    while time.monotonic() < deadline:
-        if bus.door_closed(address) is False:
-            return dataclasses.replace(result, outcome="released", door_open=True, error=None,
-                                       reply_lost=True)
-        time.sleep(0.2)
-    return result
+def _caller() -> str:
+    """Who opened it, as the control socket would name them: the user running the command."""
+    uid = os.getuid()
+    try:
+        return f"uid:{uid} ({pwd.getpwuid(uid).pw_name})"
+    except KeyError:
+        return f"uid:{uid}"
 
 
-def print_test(cfg: AgentConfig) -> int:
+def print_test(cfg: AgentConfig, local: LocalCart) -> int:
     if cfg.printer.kind == "none":
         return _fail("no printer configured", EXIT_USAGE)
     replies = _daemon(cfg, {"op": "print_test"})
@@ -171,27 +149,22 @@ def print_test(cfg: AgentConfig) -> int:
             return _fail(f"print-test: {reply.get('error')}")
         print("test receipt printed")
         return EXIT_OK
-    from agent.devices.printer.service import PrinterError
-    from agent.flows.receipts import test_receipt_bytes
-    from agent.services import build_printer
-
-    printer = build_printer(cfg)
     try:
-        with _device_logs_silenced():
-            printer.print_bytes(test_receipt_bytes(cfg))
-    except (PrinterError, OSError) as exc:
+        with _logs_silenced():
+            local.print_test()
+    except ActionError as exc:
         return _fail(f"print-test: {exc}")
     print("test receipt printed")
     return EXIT_OK
 
 
 @contextlib.contextmanager
-def _device_logs_silenced() -> Iterator[None]:
-    """A one-shot command reports the device's error itself, once, on stderr. The device code
-    also logs it for the daemon's journal; with no handler set up here, Python's last-resort
-    handler would print that record as well: the same error twice. A NullHandler counts as a
-    handler (records still reach any handler a caller set up on the root logger)."""
-    devices = logging.getLogger("agent.devices")
+def _logs_silenced() -> Iterator[None]:
+    """A one-shot command reports the device's error itself, once, on stderr. The device and
+    flow code also log it for the daemon's journal; with no handler set up here, Python's
+    last-resort handler would print that record as well: the same error twice. A NullHandler
+    counts as a handler (records still reach any handler a caller set up on the root logger)."""
+    devices = logging.getLogger("agent")
     quiet = logging.NullHandler()
     devices.addHandler(quiet)
     try:
@@ -200,14 +173,14 @@ def _device_logs_silenced() -> Iterator[None]:
         devices.removeHandler(quiet)
 
 
-def scan_test(cfg: AgentConfig, count: int) -> int:
+def scan_test(cfg: AgentConfig, count: int, local: LocalCart) -> int:
     if cfg.scanner.kind == "none":
         return _fail("no scanner configured", EXIT_USAGE)
     try:
         replies = call(cfg.data_dir, {"op": "scan_stream", "count": count}, timeout_s=3600)
         first = next(replies)
     except ConnectionError:
-        return _scan_direct(cfg, count)
+        return _scan_direct(local, count)
     if not first.get("ok"):
         return _fail(str(first.get("error")))
     for reply in replies:
@@ -219,22 +192,21 @@ def _print_scan(text: str | None, error: str | None) -> None:
     print(f"! {error}" if error else text, flush=True)
 
 
-def _scan_direct(cfg: AgentConfig, count: int) -> int:
-    from agent.health import Health
-    from agent.services import build_scanner
-
+def _scan_direct(local: LocalCart, count: int) -> int:
     seen = 0
     done = threading.Event()
 
-    def on_scan(text: str | None, error: str | None, _mono: float) -> None:
+    def on_scan(scan: ScanEvent) -> None:
         nonlocal seen
-        _print_scan(text, error)
+        _print_scan(scan.text, scan.error)
         seen += 1
         if count and seen >= count:
             done.set()
 
-    scanner = build_scanner(cfg, on_scan)
-    health: Health = scanner.health
+    scanner = local.scanner(on_scan)
+    if scanner is None:
+        return _fail("no scanner configured", EXIT_USAGE)
+    health = scanner.health
     worker = threading.Thread(target=_run_until, args=(scanner, done), daemon=True)
     worker.start()
     try:
@@ -249,10 +221,10 @@ def _scan_direct(cfg: AgentConfig, count: int) -> int:
     return EXIT_OK
 
 
-def _run_until(scanner: Any, done: threading.Event) -> None:
+def _run_until(scanner: Scanner, done: threading.Event) -> None:
     try:
         scanner.run(done)
-    except Exception as exc:  # reported by the caller through the scanner's health
+    except Exception as exc:  # noqa: BLE001 - reported by the caller through the scanner's health
         # A device error already says which device and why; anything else gets its type.
         scanner.health.set_error(str(exc) if isinstance(exc, OSError)
                                  else f"{type(exc).__name__}: {exc}")

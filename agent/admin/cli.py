@@ -1,5 +1,8 @@
 """`cart-agent`: the daemon and the maintenance commands (contract section 1).
 
+The entry: the one module outside the runtime that imports it (to run the daemon, and to
+build the cart a maintenance command drives when no daemon runs).
+
 Exit codes: 0 success, 1 operational failure (device, broker or disk), 2 bad usage or input.
 """
 
@@ -10,14 +13,8 @@ import sys
 from collections.abc import Sequence
 
 from agent import __version__
-from agent.config import (
-    AgentConfig,
-    ConfigError,
-    check_data_dir,
-    check_files,
-    config_path,
-    load,
-)
+from agent.admin.config_check import check_config, check_data_dir
+from agent.config import AgentConfig, ConfigError, config_path, load
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -83,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return hash_pin()
         cfg = _load(args.config)
         if args.command == "status":  # reads only: a data_dir it may not write is fine
-            from agent import maintenance as status_reader
+            from agent.admin import maintenance as status_reader
 
             return status_reader.status(cfg, args.json)
         problems = check_data_dir(cfg)
@@ -92,26 +89,28 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(line, file=sys.stderr)
             return EXIT_USAGE
         if args.command == "run":
-            from agent.run import run_daemon
+            from agent.runtime.run import run_daemon
 
             return run_daemon(cfg, config_path(args.config))
         if args.command == "restore":
             return restore(cfg, args.source, args.any_store)
         if args.command == "attendant":
             return attendant_unlock(cfg)
-        from agent import maintenance
+        from agent.admin import maintenance
+        from agent.runtime.offline import OfflineCart
 
+        local = OfflineCart(cfg)  # used only when no daemon answers on the control socket
         if args.command == "locker":
             if args.locker_command == "status":
                 return maintenance.locker_status(cfg, args.id)
-            return maintenance.locker_open(cfg, args.id, args.reason)
+            return maintenance.locker_open(cfg, args.id, args.reason, local)
         if args.command == "print-test":
-            return maintenance.print_test(cfg)
+            return maintenance.print_test(cfg, local)
         if args.command == "scan-test":
             if args.count < 0:
                 print("cart-agent: --count must be 0 or more", file=sys.stderr)
                 return EXIT_USAGE
-            return maintenance.scan_test(cfg, args.count)
+            return maintenance.scan_test(cfg, args.count, local)
     except ConfigError as exc:
         for line in exc.problems:
             print(line, file=sys.stderr)
@@ -126,8 +125,9 @@ def attendant_unlock(cfg: AgentConfig) -> int:
     import os
     import pwd
 
-    from agent.control import call, reset_lockout
+    from agent.admin.control_client import call
     from agent.store import Store, StoreError
+    from agent.web.auth import reset_lockout
 
     try:
         replies = list(call(cfg.data_dir, {"op": "lockout_reset"}))
@@ -188,38 +188,6 @@ def hash_pin() -> int:
         print("cart-agent: a PIN is 4 to 12 digits", file=sys.stderr)
         return EXIT_USAGE
     print(make_hash(pin))
-    return EXIT_OK
-
-
-def check_config(path: str | None) -> int:
-    cfg = _load(path)
-    problems = check_data_dir(cfg) + check_files(cfg)
-    if problems:
-        for line in problems:
-            print(line, file=sys.stderr)
-        return EXIT_USAGE
-    sizes = {s: sum(1 for c in cfg.locker.compartments if c.size == s) for s in "SML"}
-    summary = {
-        "cart_id": cfg.cart_id,
-        "data_dir": cfg.data_dir,
-        "mqtt": f"{cfg.mqtt.host}:{cfg.mqtt.port} prefix {cfg.mqtt.topic_prefix}"
-                f"{' tls' if cfg.mqtt.tls else ''}" if cfg.mqtt.enabled else "disabled",
-        "scanner": f"{cfg.scanner.kind} {cfg.scanner.port if cfg.scanner.kind == 'serial' else ''}",
-        "printer": f"{cfg.printer.kind}",
-        "locker": f"{cfg.locker.protocol} on {cfg.locker.port}, "
-                  f"{len(cfg.locker.compartments)} compartments "
-                  f"(S {sizes['S']}, M {sizes['M']}, L {sizes['L']})",
-        "token keys": ", ".join(cfg.security.token_keys) or "NONE (no token will verify)",
-        "fleet keys": ", ".join(cfg.security.fleet_keys) or "none (control unsigned)",
-        "root keys": ", ".join(cfg.security.root_keys) or "none (trust anchors, endpoint and "
-                     "paths not pushable)",
-        "backups": f"every {cfg.backup.interval_s} s to {cfg.backup_dir}, keep "
-                   f"{cfg.backup.keep}",
-        "ticket services": ", ".join(cfg.ticket_services),
-    }
-    print("config OK (DEMO: trusts the published demo keys)" if cfg.demo else "config OK")
-    for key, value in summary.items():
-        print(f"  {key:16} {value}")
     return EXIT_OK
 
 

@@ -60,6 +60,11 @@ def setup(level: str = "INFO", json_lines: bool | None = None) -> None:
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    set_level(level)
     for noisy in ("escpos", "PIL", "asyncio", "amqtt", "transitions"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def set_level(level: str) -> None:
+    """The level of the cart's own records (a pushed `log_level` takes effect through here)."""
+    logging.getLogger().setLevel(level)

@@ -1,23 +1,43 @@
-"""Maps the config onto device objects. Only the daemon and the maintenance commands call it."""
+"""Maps the config onto device objects and the print queue. Only the runtime calls it (the
+daemon, and the one-shot cart the maintenance commands build when no daemon runs)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
 
 from agent.config import AgentConfig
+from agent.devices.lockboard.locker import DoorEvent
+from agent.devices.protocols import Locker, Printer, Scanner
+from agent.devices.scanner.lines import ScanEvent
 from agent.flows.context import CartContext
 from agent.flows.printing import PrintQueue
 
-ScanCallback = Callable[[str | None, str | None, float], None]
+OnScan = Callable[[ScanEvent], None]
+OnDoor = Callable[[DoorEvent], None]
 
 
-def build_locker(cfg: AgentConfig, on_door: Callable[[Any], None]) -> Any:
+@dataclass
+class Devices:
+    """The devices the config names; None where it names none."""
+
+    locker: Locker | None = None
+    scanner: Scanner | None = None
+    printer: Printer | None = None
+
+    def started_in_order(self) -> list[Locker | Scanner | Printer]:
+        """Locker first: the flows' first scan may want a door."""
+        return [d for d in (self.locker, self.scanner, self.printer) if d is not None]
+
+
+def build_locker(cfg: AgentConfig, on_door: OnDoor) -> Locker | None:
+    lk = cfg.locker
+    if not (lk.enabled and lk.compartments):
+        return None
     from agent.devices.lockboard.frames import LockAddress
     from agent.devices.lockboard.locker import LockerService
     from agent.flows.open_outcome import confirm_window_s
 
-    lk = cfg.locker
     return LockerService(
         port=lk.port, protocol=lk.protocol, baudrate=lk.baudrate, closed_bit=lk.closed_bit,
         addresses=[LockAddress(c.board, c.lock) for c in lk.compartments], on_event=on_door,
@@ -27,25 +47,21 @@ def build_locker(cfg: AgentConfig, on_door: Callable[[Any], None]) -> Any:
     )
 
 
-def build_scanner(cfg: AgentConfig, on_scan: ScanCallback) -> Any:
+def build_scanner(cfg: AgentConfig, on_scan: OnScan) -> Scanner | None:
     sc = cfg.scanner
-
-    def deliver(event: Any) -> None:
-        on_scan(event.text, event.error, event.mono)
-
     if sc.kind == "serial":
         from agent.devices.scanner.serial_scanner import SerialScanner
 
-        return SerialScanner(sc.port, sc.baudrate, deliver, repeat_window_s=sc.repeat_window_s,
+        return SerialScanner(sc.port, sc.baudrate, on_scan, repeat_window_s=sc.repeat_window_s,
                              idle_timeout_s=sc.idle_timeout_s or None, max_line=sc.max_line)
     if sc.kind == "camera":
         from agent.devices.scanner.camera import CameraScanner
 
-        return CameraScanner(sc.camera, sc.decoder, deliver, repeat_window_s=sc.repeat_window_s)
+        return CameraScanner(sc.camera, sc.decoder, on_scan, repeat_window_s=sc.repeat_window_s)
     return None
 
 
-def build_printer(cfg: AgentConfig) -> Any:
+def build_printer(cfg: AgentConfig) -> Printer | None:
     pr = cfg.printer
     if pr.kind == "none":
         return None
@@ -62,21 +78,12 @@ def build_printer(cfg: AgentConfig) -> Any:
     )
 
 
-def build_devices(cfg: AgentConfig, on_scan: ScanCallback,
-                  on_door: Callable[[Any], None]) -> dict[str, Any]:
-    devices: dict[str, Any] = {}
-    if cfg.locker.enabled and cfg.locker.compartments:
-        devices["locker"] = build_locker(cfg, on_door)
-    scanner = build_scanner(cfg, on_scan)
-    if scanner is not None:
-        devices["scanner"] = scanner
-    printer = build_printer(cfg)
-    if printer is not None:
-        devices["printer"] = printer
-    return devices
+def build_devices(cfg: AgentConfig, on_scan: OnScan, on_door: OnDoor) -> Devices:
+    return Devices(build_locker(cfg, on_door), build_scanner(cfg, on_scan), build_printer(cfg))
 
 
-def build_print_queue(cfg: AgentConfig, ctx: CartContext, printer: Any) -> PrintQueue | None:
+def build_print_queue(cfg: AgentConfig, ctx: CartContext, printer: Printer | None
+                      ) -> PrintQueue | None:
     if printer is None:
         return None
     from agent.flows.receipts import ReceiptRenderer

@@ -1,13 +1,17 @@
 """The composition root: builds every service from the config, supervises them, and runs the
-main loop (signals, systemd watchdog, health snapshots, retention).
+main loop (signals, systemd watchdog, health snapshots, retention, pushed configs).
 
 Concurrency model: threads. Each device, the flow loop, the print queue, sync, the screens
 and the control socket are supervised loops in their own threads; they talk through queues
-(scans and door events go to the one flow thread). The main thread only supervises.
+(scans and door events go to the one flow thread). The main thread only supervises, and
+applies pushed configs (agent/runtime/reconfigure.py), so one thread owns the running config.
+This is the only place that builds the cart's objects and starts their threads; the screens,
+the control socket and the fleet's commands get the ports of one CartFacade.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import shutil
@@ -18,23 +22,35 @@ from collections.abc import Callable
 from typing import Any
 
 from agent import __version__
+from agent.admin.control_socket import ControlSocket
+from agent.admin.remote_commands import run_command
+from agent.backoff import Backoff
 from agent.config import AgentConfig
+from agent.devices.lockboard.locker import DoorEvent
+from agent.devices.scanner.lines import ScanEvent
 from agent.flows.actions import Actions
 from agent.flows.cart import Cart
+from agent.flows.compartments import Compartments
 from agent.flows.context import CartContext
 from agent.flows.feedback import Feedback, FeedbackBus
 from agent.health import Health
-from agent.services import build_devices, build_print_queue
-from agent.status import write_health
+from agent.runtime import logs
+from agent.runtime.facade import CartFacade
+from agent.runtime.reconfigure import Reconfigure
+from agent.runtime.supervisor import Supervisor
+from agent.runtime.systemd import Notifier
+from agent.runtime.wiring import Devices, build_devices, build_print_queue
 from agent.store import Store, StoreError
-from agent.supervisor import Backoff, Supervisor
-from agent.systemd import Notifier
+from agent.sync.desired import Decision, DesiredConfig, Rollback
+from agent.sync.service import SyncService
 
 log = logging.getLogger("agent.daemon")
 
 # Which services a pushed config section rebuilds.
 FLOW_KEYS = {"locker", "scanner", "printer", "security", "ticket_services", "deposit_timeout_s",
              "timezone"}
+FLOW_SERVICES = ("scanner", "locker", "printing", "printer", "flows")
+SETTLE_S = 2.0  # for sync to report an outcome on its old connection before it is replaced
 
 
 class Daemon:
@@ -50,12 +66,15 @@ class Daemon:
         self.feedback = FeedbackBus()
         self.scan_tap = FeedbackBus(keep=10)  # raw scans, for `cart-agent scan-test`
         self.stop_event = threading.Event()
-        self._pending_configs: queue.Queue[AgentConfig] = queue.Queue()
+        self._changes: queue.Queue[Decision | Rollback] = queue.Queue()
         self.cart: Cart | None = None
         self.actions: Actions | None = None
-        self.devices: dict[str, Any] = {}
-        self.sync: Any = None
+        self.devices = Devices()
+        self.sync: SyncService | None = None
         self.storage = Health("storage")
+        self.facade = CartFacade(self)
+        self.reconfigure = Reconfigure(DesiredConfig(config_path, store, cfg.cart_id, clock),
+                                       self)
 
     # --- building -------------------------------------------------------------------------
 
@@ -63,100 +82,99 @@ class Daemon:
         cfg = self.cfg
         devices = build_devices(cfg, on_scan=self._on_scan, on_door=self._on_door)
         self.devices = devices
-        ctx = CartContext(cfg=cfg, store=self.store, locker=devices.get("locker"),
+        ctx = CartContext(cfg=cfg, store=self.store, locker=devices.locker,
                           feedback=self.feedback, clock=self.clock)
-        ctx.compartments.sync_from_config(list(cfg.locker.compartments))
         self.cart = Cart(ctx)
         self.actions = Actions(self.cart)
         self.supervisor.start(self.cart)
-        printing = build_print_queue(cfg, ctx, devices.get("printer"))
+        printing = build_print_queue(cfg, ctx, devices.printer)
         if printing is not None:
             ctx.wake_printer = printing.wake
-            self.devices["printing"] = printing
             self.supervisor.start(printing)
-        for name in ("locker", "scanner", "printer"):
-            if name in devices:
-                self.supervisor.start(devices[name])
+        for device in devices.started_in_order():
+            self.supervisor.start(device)
 
     def stop_flows(self) -> None:
-        for name in ("scanner", "locker", "printing", "printer", "flows"):
+        for name in FLOW_SERVICES:
             self.supervisor.stop_service(name)
 
-    def _on_scan(self, text: str | None, error: str | None, mono: float) -> None:
-        self.scan_tap.publish(Feedback(kind="scan", zh=text or "", en="", reason=error))
+    def _on_scan(self, scan: ScanEvent) -> None:
+        self.scan_tap.publish(Feedback(kind="scan", zh=scan.text or "", en="",
+                                       reason=scan.error))
         if self.cart is not None:
-            self.cart.scan(text, error, mono)
+            self.cart.scan(scan)
 
-    def _on_door(self, event: Any) -> None:
+    def _on_door(self, event: DoorEvent) -> None:
         if self.cart is not None:
             self.cart.door(event)
 
     def start_sync(self) -> None:
         if not self.cfg.mqtt.enabled:
             return
-        from agent.sync.service import SyncService
-
         self.sync = SyncService(self.cfg, self.config_path, self.store,
-                                health_snapshot=self.device_health,
+                                health_snapshot=self.facade.devices,
                                 command_handler=self.handle_command,
-                                on_config=self._on_config, started_at=self.started_at)
+                                hand_over=self._changes.put, started_at=self.started_at)
         self.supervisor.start(self.sync)
 
+    def start_web(self) -> None:
+        from agent.web.auth import Lockout
+        from agent.web.server import WebService
+
+        f = self.facade
+        self.supervisor.start(WebService(f, f, f, f, f, Lockout(self.store, clock=self.clock)))
+
     def start_extras(self) -> None:
-        from agent.control import ControlSocket
-
-        self.supervisor.start(ControlSocket(self))
+        f = self.facade
+        self.supervisor.start(ControlSocket(self.cfg.data_dir, f, f, f, f))
         if self.cfg.web.enabled:
-            from agent.web.server import WebService
-
-            self.supervisor.start(WebService(self))
-
-    # --- what other parts ask of the daemon ---------------------------------------------
-
-    def device_health(self) -> dict[str, dict[str, Any]]:
-        health = self.supervisor.health()
-        out: dict[str, dict[str, Any]] = {}
-        for name in ("scanner", "printer", "locker"):
-            snap = health.get(name)
-            if snap is None:
-                out[name] = {"ok": True, "error": None} if self._not_configured(name) else {
-                    "ok": False, "error": "not running"}
-            else:
-                out[name] = {"ok": bool(snap["ok"]), "error": snap["error"]}
-        return out
-
-    def _not_configured(self, name: str) -> bool:
-        cfg = self.cfg
-        return {"scanner": cfg.scanner.kind == "none", "printer": cfg.printer.kind == "none",
-                "locker": not (cfg.locker.enabled and cfg.locker.compartments)}[name]
+            self.start_web()
 
     def handle_command(self, name: str, args: dict[str, Any]) -> object:
-        from agent.commands import run_command
+        return run_command(self.facade, name, args)
 
-        return run_command(self, name, args)
+    # --- a pushed config ----------------------------------------------------------------
 
-    def _on_config(self, new_cfg: AgentConfig) -> None:
-        # Called from the sync thread: the rebuild happens on the main thread.
-        self._pending_configs.put(new_cfg)
-
-    def apply_config(self, new_cfg: AgentConfig) -> None:
-        old = self.cfg.model_dump()
-        new = new_cfg.model_dump()
-        changed = {key for key in new if new[key] != old.get(key)}
-        self.cfg = new_cfg
+    def rebuild(self, old: AgentConfig, new: AgentConfig, restoring: bool = False) -> None:
+        """Run with `new`, rebuilding the services whose settings changed (Rebuildable). Sync
+        is not among them: it is told the outcome first, then replaced (`_settle`)."""
+        before, after = old.model_dump(), new.model_dump()
+        changed = {key for key in after if after[key] != before.get(key)}
+        if changed & FLOW_KEYS:
+            self._put_compartments(new, strict=not restoring)
+        self.cfg = new
+        if "log_level" in changed:
+            logs.set_level(new.log_level)
         if changed & FLOW_KEYS:
             log.info("config change in %s: rebuilding devices and flows", sorted(changed))
             self.stop_flows()
             self.start_flows()
-        if "web" in changed and self.cfg.web.enabled:
+        if "web" in changed:
             log.info("config change in web: restarting the screens")
             self.supervisor.stop_service("web")
-            from agent.web.server import WebService
+            if new.web.enabled:
+                self.start_web()
 
-            self.supervisor.start(WebService(self))
-        elif "web" in changed:
-            self.supervisor.stop_service("web")
-        if "mqtt" in changed and self.sync is not None:
+    def _put_compartments(self, cfg: AgentConfig, strict: bool) -> None:
+        """The store's compartments as the config lists them; first, so that a store that
+        cannot take it fails the change before any service was stopped."""
+        try:
+            Compartments(self.store).sync_from_config(list(cfg.locker.compartments))
+        except StoreError as exc:
+            if strict:
+                raise
+            log.error("compartments not brought back in line with the config: %s", exc)
+
+    def _settle(self, change: Decision | Rollback) -> None:
+        settled = self.reconfigure.apply(change, self.cfg)
+        sync = self.sync
+        if sync is None:
+            return
+        taken = sync.settle(settled)
+        if settled.config.mqtt != sync.link:
+            # New link settings: the outcome is reported where the push came from, then a
+            # new service connects with them (on probation: rolled back if it cannot).
+            taken.wait(SETTLE_S)
             log.info("config change in mqtt: reconnecting")
             self.supervisor.stop_service("sync")
             self.start_sync()
@@ -165,6 +183,7 @@ class Daemon:
 
     def run(self) -> int:
         self._install_signals()
+        Compartments(self.store).sync_from_config(list(self.cfg.locker.compartments))
         self.start_flows()
         self.start_sync()
         self.start_extras()
@@ -172,15 +191,17 @@ class Daemon:
         log.info("cart-agent %s serving as cart %s", __version__, self.cfg.cart_id)
         tick = min(1.0, self.notifier.watchdog_interval_s or 1.0)
         next_health = next_prune = 0.0
-        while not self.stop_event.wait(tick):
-            self.notifier.watchdog()
-            now = self.clock()
+        while True:
             try:
-                cfg = self._pending_configs.get_nowait()
+                change = self._changes.get(timeout=tick)
             except queue.Empty:
-                pass
-            else:
-                self.apply_config(cfg)
+                change = None
+            if self.stop_event.is_set():
+                break
+            self.notifier.watchdog()
+            if change is not None:
+                self._settle(change)
+            now = self.clock()
             if now >= next_health:
                 next_health = now + 5.0
                 self._snapshot(now)
@@ -189,17 +210,13 @@ class Daemon:
                 self._prune()
         return self.shutdown()
 
-    def service_health(self) -> dict[str, dict[str, Any]]:
-        health = self.supervisor.health()
-        health["storage"] = self.storage.snapshot()
-        return health
-
     def _snapshot(self, now: float) -> None:
         # Writing the snapshot doubles as the storage probe: a full disk shows here even
         # when no scan is coming in.
-        health = self.service_health()
+        health = self.facade.services()
         try:
-            write_health(self.store, health, now)
+            self.store.set_meta("health", json.dumps({"at": now, "services": health},
+                                                     default=str))
             self.storage.set_ok(disk_free_mb=self.disk_free_mb())
         except StoreError as exc:
             if self.storage.set_error(str(exc)):

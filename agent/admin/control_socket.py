@@ -4,8 +4,9 @@ A Unix socket in data_dir (mode 0660; data_dir itself is 0700 and belongs to the
 user), one JSON request per connection, JSON-line replies. Audit records name the caller by
 the uid the kernel reports (SO_PEERCRED); a malformed request gets an error reply; at most
 MAX_CONNECTIONS at once; running out of descriptors elsewhere in the process never removes
-the socket. The maintenance commands try it first and drive
+the socket. The maintenance commands try it first (agent/admin/control_client.py) and drive
 the devices themselves only when no daemon answers, so two processes never talk on one bus.
+It sees the cart through the ports (agent/ports.py), never the daemon.
 """
 
 from __future__ import annotations
@@ -20,16 +21,14 @@ import queue
 import socket
 import struct
 import threading
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import Any
 
+from agent.admin.control_client import socket_path
 from agent.flows.actions import ActionError
 from agent.flows.feedback import FeedbackBus
 from agent.health import Health
-from agent.store import Store
-
-if TYPE_CHECKING:
-    from agent.daemon import Daemon
+from agent.ports import CartActions, ConfigView, Feeds, HealthView
 
 log = logging.getLogger(__name__)
 MAX_REQUEST = 4096
@@ -37,17 +36,17 @@ MAX_CONNECTIONS = 16  # at once; more get "busy" (a stream holds one for its len
 _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
-def socket_path(data_dir: str) -> Path:
-    return Path(data_dir) / "control.sock"
-
-
 class ControlSocket:
     name = "control"
 
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
+    def __init__(self, data_dir: str, actions: CartActions, health: HealthView,
+                 config: ConfigView, feeds: Feeds) -> None:
+        self.actions = actions
+        self.view = health
+        self.config = config
+        self.feeds = feeds
         self.health = Health("control")
-        self.path = socket_path(daemon.cfg.data_dir)
+        self.path = socket_path(data_dir)
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
 
     def run(self, stop: threading.Event) -> None:
@@ -107,51 +106,40 @@ class ControlSocket:
         finally:
             self._slots.release()
 
-    def _dispatch(self, req: dict[str, Any], stop: threading.Event, caller: str) -> Any:
-        d = self.daemon
+    def _dispatch(self, req: dict[str, Any], stop: threading.Event,
+                  caller: str) -> Iterator[dict[str, Any]]:
         op = req.get("op")
         if op == "ping":
-            yield {"ok": True, "pid": os.getpid(), "cart_id": d.cfg.cart_id,
-                   "health": d.service_health()}
+            yield {"ok": True, "pid": os.getpid(), "cart_id": self.config.config.cart_id,
+                   "health": self.view.services()}
         elif op == "locker_status":
-            locker = d.devices.get("locker")
-            states = locker.door_states() if locker is not None else {}
-            health = locker.health.snapshot() if locker is not None else {}
-            yield {"ok": True, "doors": {f"{a.board}:{a.lock}": s for a, s in states.items()},
-                   "health": health}
+            doors, health = self.view.doors()
+            yield {"ok": True, "doors": doors, "health": health}
         elif op == "locker_open":
-            if d.actions is None:
-                yield {"ok": False, "error": "agent is starting"}
-                return
             try:
                 # who asked is what the kernel says (SO_PEERCRED), never what the request says
-                result = d.actions.open_compartment(req.get("compartment"), req.get("reason"),
-                                                    by=caller, source="cli")
+                result = self.actions.open_compartment(req.get("compartment"), req.get("reason"),
+                                                       by=caller, source="cli")
                 yield {"ok": True, "result": result}
             except ActionError as exc:
                 yield {"ok": False, "error": str(exc)}
         elif op == "print_test":
-            from agent.flows.receipts import test_receipt_bytes
-
-            printer = d.devices.get("printer")
-            if printer is None:
-                yield {"ok": False, "error": "no printer configured"}
-                return
             try:
-                printer.print_bytes(test_receipt_bytes(d.cfg))
+                self.actions.print_test()
                 yield {"ok": True}
-            except Exception as exc:  # the printer's typed errors, reported to the caller
-                yield {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            except ActionError as exc:
+                yield {"ok": False, "error": str(exc)}
         elif op == "lockout_reset":
-            yield {"ok": True, "result": reset_lockout(d.store, caller)}
+            yield {"ok": True, "result": self.actions.reset_lockout(caller)}
         elif op == "scan_stream":
-            yield from self._stream(d.scan_tap, _count(req), stop, raw=True)
+            yield from self._stream(self.feeds.scans, _count(req), stop, raw=True)
         elif op == "feedback_stream":
-            yield from self._stream(d.feedback, _count(req), stop, raw=False)
+            yield from self._stream(self.feeds.feedback, _count(req), stop, raw=False)
         else:
             yield {"ok": False, "error": f"unknown op {str(op)[:40]!r}"}
 
-    def _stream(self, bus: FeedbackBus, count: int, stop: threading.Event, raw: bool) -> Any:
+    def _stream(self, bus: FeedbackBus, count: int, stop: threading.Event,
+                raw: bool) -> Iterator[dict[str, Any]]:
         sub = bus.subscribe()
         try:
             yield {"ok": True, "streaming": True}
@@ -191,15 +179,6 @@ def _refuse_busy(conn: socket.socket) -> None:
         conn.sendall(b'{"ok": false, "error": "busy: too many control connections"}\n')
 
 
-def reset_lockout(store: Store, by: str) -> dict[str, Any]:
-    """Clear every attendant PIN lock (the local way back in), with an audit record."""
-    from agent.web.auth import Lockout
-
-    cleared = Lockout(store).reset()
-    store.record("attendant.lockout_reset", {"by": by, "clients": cleared})
-    return {"cleared": cleared}
-
-
 def _read_request(conn: socket.socket) -> dict[str, Any]:
     data = b""
     while b"\n" not in data:
@@ -213,26 +192,3 @@ def _read_request(conn: socket.socket) -> dict[str, Any]:
     if not isinstance(request, dict):
         raise ValueError("request must be a JSON object")
     return request
-
-
-def call(data_dir: str, request: dict[str, Any], timeout_s: float = 15.0) -> Any:
-    """Yield the daemon's replies; raises ConnectionError when no daemon listens."""
-    path = socket_path(data_dir)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout_s)
-    try:
-        sock.connect(str(path))
-    except OSError as exc:
-        sock.close()
-        raise ConnectionError(f"no agent listening on {path}") from exc
-    with sock:
-        sock.sendall(json.dumps(request).encode() + b"\n")
-        buffer = b""
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            buffer += chunk
-            while b"\n" in buffer:
-                line, buffer = buffer.split(b"\n", 1)
-                yield json.loads(line)

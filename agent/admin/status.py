@@ -8,11 +8,11 @@ report says so rather than guessing.
 
 from __future__ import annotations
 
-import json
+import time
 from typing import Any
 
 from agent.config import AgentConfig
-from agent.flows.compartments import Compartments
+from agent.flows.read_model import StoreReadModel
 from agent.store import Store, StoreError
 
 DEVICES = ("scanner", "printer", "locker")
@@ -20,14 +20,10 @@ NOT_RUNNING = "unknown: the agent is not running"
 CHECK = {"scanner": "scan-test", "printer": "print-test", "locker": "locker status"}
 
 
-def write_health(store: Store, health: dict[str, dict[str, Any]], now: float) -> None:
-    store.set_meta("health", json.dumps({"at": now, "services": health}, default=str))
-
-
 def live_health(cfg: AgentConfig) -> dict[str, Any] | None:
     """The running daemon's service health, asked over its control socket; None if no daemon
     answers. (Asked live because a daemon on a full disk cannot write a snapshot.)"""
-    from agent.control import call
+    from agent.admin.control_client import call
 
     try:
         for reply in call(cfg.data_dir, {"op": "ping"}, 3.0):
@@ -85,25 +81,23 @@ def collect(cfg: AgentConfig, store: Store | None) -> dict[str, Any]:
         "compartments": [],
     }
     if store is not None:
-        report.update(_from_store(store))
+        report.update(_from_store(store, cfg))
     return report
 
 
-def _from_store(store: Store) -> dict[str, Any]:
-    from agent.sync.desired import config_versions
-
-    versions = config_versions(store)
+def _from_store(store: Store, cfg: AgentConfig) -> dict[str, Any]:
+    read = StoreReadModel(store, lambda: cfg, time.time)
+    versions = read.config_versions()
     return {
-        "queue": store.queue_stats(),
-        "last_sync_at": store.get_meta("last_sync_at"),
+        "queue": read.queue_stats(),
+        "last_sync_at": read.last_sync_at(),
         "config_version": versions.get("config_version"),
         "fleet_config_version": versions.get("fleet_config_version"),
-        "out_of_service": store.get_meta("out_of_service") == "1",
-        "print_queue": int(store.query(
-            "SELECT COUNT(*) AS n FROM print_jobs WHERE state = 'queued'")[0]["n"]),
+        "out_of_service": read.out_of_service(),
+        "print_queue": read.print_queue(),
         "compartments": [
             {"id": c.id, "size": c.size, "door": c.door, "parcel": c.parcel, "state": c.state}
-            for c in Compartments(store).all()
+            for c in read.compartments()
         ],
     }
 

@@ -11,8 +11,8 @@ import logging
 import sys
 from pathlib import Path
 
-from agent import logs
 from agent.config import AgentConfig, ConfigError
+from agent.runtime import logs
 from agent.store import Store, StoreError, identity
 from agent.store.backup import StoreKeeper, listing
 from agent.store.files import DataDirLock
@@ -77,7 +77,8 @@ def run_daemon(file_cfg: AgentConfig, config_path: str) -> int:
             log.error("stored fleet config no longer validates (%s); using the file alone",
                       "; ".join(exc.problems))
             cfg = file_cfg
-        from agent.daemon import Daemon
+        logs.set_level(cfg.log_level)  # a pushed log_level holds across restarts too
+        from agent.runtime.daemon import Daemon
 
         daemon = Daemon(cfg, config_path, store)
         # Backups and identity.json follow the file's settings: paths are not pushable.
