@@ -216,3 +216,28 @@ def test_attendant_pages(web_rig: WebRig, pages: list[Any]) -> None:
         page.goto(rig.base + "/no-such-page")
     check_all(pages, figures, "not-found", controls=True, shot=False)
     print("\nattendant pages:", figures.line())
+
+
+# What the first audit found, in one page: the accepted colours at 4.35:1, English faded with
+# opacity, a 96 x 24 button, a field with only a placeholder (cut off), a button wider than its
+# panel, and no main landmark or h1.
+AUDIT_FINDINGS = """<!doctype html><html lang="zh-CN"><head><title>t</title></head>
+<body style="margin:0">
+<section style="background:#e3f2e8;color:#2f7d4f;font-size:40px">
+  <p id="msg">柜门已打开</p><p style="opacity:.85">The door is open</p></section>
+<div class="panel" style="width:200px">
+  <button style="width:96px;height:24px;padding:0">补打 Reprint</button>
+  <input name="tx" placeholder="交易编号 Transaction id" style="width:120px">
+  <button style="width:400px;height:50px">开始投递 Turn on, no badge</button></div>
+</body></html>"""
+
+
+def test_the_audit_catches_what_the_first_audit_found(pages: list[Any]) -> None:
+    page = pages[1]
+    page.set_content(AUDIT_FINDINGS)
+    found = "\n".join(audit(page, Figures(), main=("msg",), controls=True))
+    for finding in ("contrast 4.35:1 < 7.0:1 in p#msg", "faded with opacity 0.85",
+                    "target 96x24 px", "no visible label: input", "placeholder cut off",
+                    "sticks out of its panel: button 开始投递", "landmark-one-main",
+                    "page-has-heading-one", "region"):
+        assert finding in found, found
