@@ -89,9 +89,10 @@ def check_answer(pages: list[Any], figures: Figures, state: str, fb: Feedback, m
     for page in pages[1:]:
         assert page.evaluate(ANSWER_STATE) == seen
     assert (seen["role"], seen["polite"], seen["shown"]) == ("status", "polite", True)
-    assert fb.zh in seen["said"] and fb.en in seen["said"], seen["said"]
-    assert seen["mark"] == mark and seen["shapes"] == [f"shape-{mark}"], seen
-    assert seen["mains"] == 1 and seen["h1"] == ["answer-zh"], seen
+    assert fb.zh in seen["said"], seen["said"]
+    assert fb.en in seen["said"], seen["said"]
+    assert (seen["mark"], seen["shapes"]) == (mark, [f"shape-{mark}"]), seen
+    assert (seen["mains"], seen["h1"]) == (1, ["answer-zh"]), seen
     check_all(pages, figures, state, shot, main=ANSWER_MAIN)
     return seen
 

@@ -24,8 +24,9 @@ pytestmark = pytest.mark.browser
 
 SIZES = [(800, 480), (1024, 600), (1280, 800)]
 
-# Every visible element (text only for screen readers aside): outside the viewport (left/right always; below only where the page
-# must not scroll), or holding more than its box shows where its overflow is clipped.
+# Every visible element (text only for screen readers aside): outside the viewport (left/right
+# always; below only where the page must not scroll), or holding more than its box shows where
+# its overflow is clipped.
 OVERFLOWS = """(mayScrollDown) => {
   const bad = [];
   const doc = document.documentElement;
