@@ -114,6 +114,24 @@ CONTROLS = """() => {
 }"""
 
 
+# Every English word in the page's text that a screen reader would read with Chinese rules: not
+# inside an element marked lang="en". Codes and ids (SF1234567890, A01, PIN, MQTT) are not
+# words to pronounce and are left out.
+UNMARKED_ENGLISH = """() => {
+  const out = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const el = node.parentElement;
+    if (!el.getClientRects().length || el.closest("script, style")) continue;
+    const words = (node.data.match(/[A-Za-z][A-Za-z'-]*[a-z][A-Za-z'-]*/g) || [])
+      .filter((w) => /[a-z]{2,}/.test(w));
+    const lang = (el.closest("[lang]") || document.documentElement).lang;
+    if (words.length && !lang.startsWith("en")) out.push(words.join(" ").slice(0, 60));
+  }
+  return out;
+}"""
+
+
 @dataclass
 class Figures:
     """The lowest figures seen over every audited state, for the report."""
@@ -126,9 +144,11 @@ class Figures:
 
     def line(self) -> str:
         other = ", ".join(f"{k} x{v}" for k, v in sorted(self.axe_other.items())) or "none"
+        main = f"{self.min_main_contrast:.2f}:1" if self.min_main_contrast < 99 else "-"
+        target = f"{self.smallest_target:.0f} px" if self.smallest_target < 9999 else "-"
         return (f"{self.states} states: lowest text contrast {self.min_contrast:.2f}:1, "
-                f"main message {self.min_main_contrast:.2f}:1, smallest control "
-                f"{self.smallest_target:.0f} px; other axe findings: {other}")
+                f"main message {main}, smallest control {target}; "
+                f"other axe findings: {other}")
 
 
 def inject_axe(page: Any) -> None:
@@ -158,6 +178,7 @@ def audit(page: Any, figures: Figures, main: tuple[str, ...] = (),
             bad.append(f"contrast {t['ratio']}:1 < {floor}:1 in {t['name']} {t['text']!r}")
         if t["opacity"] < 1:
             bad.append(f"text faded with opacity {t['opacity']:.2f} in {t['name']}")
+    bad += [f"English not marked lang=en: {t!r}" for t in page.evaluate(UNMARKED_ENGLISH)]
     if main and main[0] not in {t["id"] for t in page.evaluate(CONTRAST)}:
         bad.append(f"main message #{main[0]} not shown")
     if controls:

@@ -240,5 +240,6 @@ def test_the_audit_catches_what_the_first_audit_found(pages: list[Any]) -> None:
     for finding in ("contrast 4.35:1 < 7.0:1 in p#msg", "faded with opacity 0.85",
                     "target 96x24 px", "no visible label: input", "placeholder cut off",
                     "sticks out of its panel: button 开始投递", "landmark-one-main",
-                    "page-has-heading-one", "region"):
+                    "page-has-heading-one", "region",
+                    "English not marked lang=en: 'The door is open'"):
         assert finding in found, found
