@@ -105,7 +105,9 @@ def test_resident_screen_states(tmp_path: Path, pages: list[Any]) -> None:
                        "reconnect_max_s": 1.0})
     try:
         assert rig.daemon.actions is not None
-        wait_for(lambda: rig.daemon.sync.online(), what="sync online")
+        sync = rig.daemon.sync
+        assert sync is not None
+        wait_for(sync.online, what="sync online")
         for page in pages:
             page.goto(rig.base + "/")
             expect(page.locator("body")).to_have_attribute("data-live", "1")
