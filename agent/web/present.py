@@ -144,13 +144,20 @@ TX_NAMES = {
 }
 
 
+def _two_names(name: str) -> tuple[str, str]:
+    zh, _, en = name.partition(" ")
+    return zh, en
+
+
 def report(cfg: AgentConfig, raw: dict[str, Any]) -> dict[str, Any]:
     services = cfg.ticket_services
     return {
         "day": raw["day"],
-        "transactions": [(TX_NAMES.get(t, t), n) for t, n in raw["transactions"].items()],
-        "tickets": [(f"{services[s].zh} {services[s].en}" if s in services else s, n)
-                    for s, n in raw["tickets"].items()],
+        # (zh, en, count): the English half is marked lang="en" on the page.
+        "transactions": [(*_two_names(TX_NAMES.get(t, t)), n)
+                         for t, n in raw["transactions"].items()],
+        "tickets": [((services[s].zh, services[s].en) if s in services else (s, ""))
+                    + (n,) for s, n in raw["tickets"].items()],
         "parcels": raw["parcels"],
         "waiting": [{"compartment": w["compartment"], "parcel": w["parcel"],
                      "since": local_time(cfg.tz, w["since"])} for w in raw["waiting"]],
