@@ -50,9 +50,14 @@ class Tx:
     clock: str | None = None  # which clock dated `at`; None: a record from before it was said
 
     def wire(self) -> dict[str, Any]:
-        # Records from before the trusted clock were dated by the wall clock as it was.
-        return {"id": self.id, "seq": self.seq, "cart": self.cart, "type": self.type,
-                "at": self.at, "clock": self.clock or "wall", "data": self.data}
+        # `clock` only when the wall clock did not date it ("corrected", "unknown"): an ingest
+        # that does not know the member still takes every ordinary record (and records from
+        # before the column were dated by the wall clock too).
+        doc = {"id": self.id, "seq": self.seq, "cart": self.cart, "type": self.type,
+               "at": self.at, "data": self.data}
+        if self.clock not in (None, "wall"):
+            doc["clock"] = self.clock
+        return doc
 
 
 def connect(path: Path, timeout_s: float = 10.0) -> sqlite3.Connection:
