@@ -84,7 +84,8 @@ def test_no_evidence_and_1970_is_unknown_and_a_token_iat_does_not_end_it() -> No
     assert clock.state().alarm == "unknown"
     assert clock.note(TRUE, "token")
     state = clock.state()
-    assert state.alarm == "unknown" and state.now == TRUE  # a bound, but not trusted alone
+    assert state.alarm == "unknown"
+    assert state.now == TRUE
     assert clock.stamp() == (TRUE, "unknown")
     clock.server_time(TRUE + 10, live=True)  # the server's word ends it
     assert clock.state().alarm == "behind"
@@ -96,7 +97,8 @@ def test_ahead_measured_on_live_server_time_only() -> None:
     assert clock.state().alarm is None
     clock.server_time(TRUE + 1, live=True)
     state = clock.state()
-    assert state.alarm == "ahead" and state.source == "wall"
+    assert state.alarm == "ahead"
+    assert state.source == "wall"
     assert state.offset_s == pytest.approx(-3599)
     c.wall_at = TRUE + 20  # someone set the clock right; the next ack says so
     clock.server_time(TRUE + 15, live=True)
@@ -104,7 +106,7 @@ def test_ahead_measured_on_live_server_time_only() -> None:
 
 
 def test_ntp_synchronized_wall_clock_is_the_time() -> None:
-    clock, c = make(TRUE - DAY)
+    clock, _c = make(TRUE - DAY)
     clock.loaded(TRUE)
     clock.set_ntp(True)
     state = clock.state()
@@ -124,7 +126,8 @@ def test_evidence_survives_a_restart_in_the_store(tmp_path: Path) -> None:
     store = Store(tmp_path / "cart.db", "bc-01")
     store.use_clock(first)
     tx = store.record("ticket.issue", {"service": "gov", "number": 1})
-    assert tx.clock == "wall" and "clock" not in tx.wire()
+    assert tx.clock == "wall"
+    assert "clock" not in tx.wire()
     persist = clock_evidence.keeper(store, StoreError)
     persist(TRUE + 500, "server")  # an ack heard later, with no record after it
     store.close()
@@ -136,7 +139,8 @@ def test_evidence_survives_a_restart_in_the_store(tmp_path: Path) -> None:
     store.use_clock(again)
     assert again.state().now == TRUE + 500
     tx = store.record("ticket.issue", {"service": "gov", "number": 2})
-    assert tx.clock == "corrected" and tx.wire()["clock"] == "corrected"
+    assert tx.clock == "corrected"
+    assert tx.wire()["clock"] == "corrected"
     assert parse_rfc3339(tx.at) == TRUE + 500
     assert store.get_tx(tx.id) == tx
     store.close()
@@ -186,7 +190,8 @@ def test_unknown_time_refuses_codes_with_a_clear_reason() -> None:
         with pytest.raises(ScanRefused) as refused:
             verifier.verify(token)
         assert refused.value.reason == "clock_unknown"
-        assert "时钟" in refused.value.zh and "clock" in refused.value.en
+        assert "时钟" in refused.value.zh
+        assert "clock" in refused.value.en
 
 
 def test_public_shape_is_the_contracts() -> None:
