@@ -70,7 +70,7 @@ def _check_tx(tx: Any, cart: str) -> Row:
     if not isinstance(tx["data"], dict):
         raise BadPayload(f"{tx['id']}: data must be an object")
     data = json.dumps(tx["data"], ensure_ascii=False, separators=(",", ":"))
-    return (tx["id"], cart, seq, tx["type"], tx["at"], data)
+    return (tx["id"], cart, seq, tx["type"], tx["at"], data, tx.get("clock"))
 
 
 def parse_tx_message(prefix: str, topic: str, payload: bytes) -> tuple[str, list[Row], int]:

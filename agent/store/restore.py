@@ -80,9 +80,10 @@ def _usable(path: Path, cart_id: str, store_id: str | None) -> str | None:
 
 def _lay_over(conn: sqlite3.Connection, since: dict[str, Any]) -> dict[str, int]:
     counts: dict[str, int] = {}
+    # identity.json files from before the clock column hold 7 members per row
+    rows = [[*r, None][:8] for r in since.get("transactions") or []]
     cur = conn.executemany("INSERT OR IGNORE INTO transactions(id, seq, type, at, data, state, "
-                           "synced_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                           since.get("transactions") or [])
+                           "synced_at, clock) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
     counts["transactions"] = cur.rowcount
     cur = conn.executemany("INSERT OR IGNORE INTO used_tokens(jti, used_at, tx_id, svc) "
                            "VALUES (?, ?, ?, ?)", since.get("used_tokens") or [])
