@@ -100,8 +100,11 @@ def test_ahead_measured_on_live_server_time_only() -> None:
     assert state.alarm == "ahead"
     assert state.source == "wall"
     assert state.offset_s == pytest.approx(-3599)
-    c.wall_at = TRUE + 20  # someone set the clock right; the next ack says so
-    clock.server_time(TRUE + 15, live=True)
+    c.run(600)
+    assert clock.state().alarm == "ahead"  # the server's time is carried forward too
+    c.wall_at = TRUE + 620  # someone set the clock right: it shows at once
+    assert clock.state().alarm is None
+    clock.server_time(TRUE + 615, live=True)
     assert clock.state().alarm is None
 
 

@@ -92,7 +92,7 @@ class TrustedClock:
         self._bound: tuple[float, float, str] | None = None  # (at, boot clock then, kind)
         self._strong = False
         self._ntp: bool | None = None
-        self._ahead: tuple[float, float] | None = None  # (server at, wall - at) of the freshest
+        self._heard: tuple[float, float] | None = None  # (server at, boot clock) of the freshest
         self._persisted = 0.0
 
     def __call__(self) -> float:
@@ -138,8 +138,8 @@ class TrustedClock:
         if not live or not self.plausible(at):
             return
         with self._lock:
-            if self._ahead is None or at >= self._ahead[0]:
-                self._ahead = (at, self._wall() - at)
+            if self._heard is None or at >= self._heard[0]:
+                self._heard = (at, self._mono())
 
     def set_ntp(self, synchronized: bool | None) -> None:
         with self._lock:
@@ -162,9 +162,14 @@ class TrustedClock:
     def state(self) -> ClockState:
         wall = self._wall()
         with self._lock:
-            bound = self._carried(self._mono())
+            mono = self._mono()
+            bound = self._carried(mono)
             kind = self._bound[2] if self._bound else None
-            strong, ntp, ahead = self._strong, self._ntp, self._ahead
+            strong, ntp = self._strong, self._ntp
+            # How far the wall clock is ahead of the server's time carried forward: a wall
+            # clock set right since then shows at once.
+            ahead = None if self._heard is None else (
+                wall - (self._heard[0] + max(0.0, mono - self._heard[1])))
         now, source, alarm = wall, "wall", None
         if ntp is not True and bound is not None and bound - wall > CORRECT_TOLERANCE_S:
             now, source = bound, "corrected"
@@ -173,8 +178,8 @@ class TrustedClock:
         offset = now - wall
         if ntp is not True and not strong and not self.plausible(wall):
             alarm = "unknown"
-        elif alarm is None and ahead is not None and ahead[1] > self.skew_s:
-            alarm, offset = "ahead", -ahead[1]
+        elif alarm is None and ahead is not None and ahead > self.skew_s:
+            alarm, offset = "ahead", -ahead
         return ClockState(now=now, wall=wall, source=source, offset_s=offset, alarm=alarm,
                           bound=bound, evidence=kind, ntp=ntp)
 
