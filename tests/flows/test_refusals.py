@@ -68,18 +68,24 @@ def test_signature_key_and_algorithm_refusals(rig: Rig) -> None:
 
 def test_time_cart_and_service_refusals(rig: Rig) -> None:
     now = time.time()
-    refused(rig, rig.issuer.token("ticket", service="gov", ttl=-600, now=now), "expired")
+    refused(rig, rig.issuer.token("ticket", service="gov", ttl=600, now=now - 1200), "expired")
     # within the clock-skew allowance (120 s) an expired token still passes
-    assert rig.scan(rig.issuer.token("ticket", service="gov", ttl=-60)).kind == "accepted"
+    assert rig.scan(rig.issuer.token("ticket", service="gov", ttl=60,
+                                     now=now - 120)).kind == "accepted"
     early = jws.sign({"svc": "ticket", "service": "gov", "jti": "early", "nbf": int(now + 3600),
                       "exp": int(now + 7200)}, rig.issuer.key, "k1")
     refused(rig, early, "not_yet_valid")
     refused(rig, rig.issuer.token("ticket", service="gov", cart="bc-99"), "other_cart")
-    refused(rig, rig.issuer.token("laundry"), "unknown_service")
+    def raw(**claims: object) -> str:
+        """A token the issuer tool would refuse to make, signed by the same key."""
+        return jws.sign({"jti": f"raw-{len(str(claims))}-{time.monotonic_ns()}",
+                         "iat": int(now), "exp": int(now + 600), **claims}, rig.issuer.key, "k1")
+
+    refused(rig, raw(svc="laundry"), "unknown_service")
     refused(rig, rig.issuer.token("ticket", service="casino"), "unknown_service")
     refused(rig, rig.issuer.token("parcel", parcel="NOPE000000"), "unknown_parcel")
-    refused(rig, rig.issuer.token("meal", order="M1", items="not a list"), "bad_claims")
-    refused(rig, rig.issuer.token("meal", order="M1", items=["饭"], name=7), "bad_claims")
+    refused(rig, raw(svc="meal", order="M1", items="not a list"), "bad_claims")
+    refused(rig, raw(svc="meal", order="M1", items=["饭"], name=7), "bad_claims")
     no_exp = jws.sign({"svc": "ticket", "service": "gov", "jti": "forever"}, rig.issuer.key, "k1")
     refused(rig, no_exp, "bad_claims")
 
