@@ -202,3 +202,44 @@ def test_public_shape_is_the_contracts() -> None:
     doc = clock.state().public()
     assert set(doc) == {"source", "offset_s", "alarm"}
     json.dumps(clock.state().detail())
+
+
+def test_ntp_state_read_from_timedatectl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.clock.ntp import ntp_synchronized
+
+    exe = tmp_path / "timedatectl"
+    for said, expected in (("yes", True), ("no", False), ("maybe", None)):
+        exe.write_text("#!/bin/sh\n"
+                       f"[ \"$*\" = 'show -p NTPSynchronized --value' ] && echo {said}\n")
+        exe.chmod(0o755)
+        monkeypatch.setenv("PATH", str(tmp_path))
+        assert ntp_synchronized() is expected
+    exe.write_text("#!/bin/sh\necho 'Failed to connect to bus' >&2; exit 1\n")
+    assert ntp_synchronized() is None
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    assert ntp_synchronized() is None
+
+
+def test_alarm_changes_are_recorded_once_each(tmp_path: Path) -> None:
+    from agent.runtime.clock_watch import ClockWatch
+
+    c = Clocks(TRUE)
+    clock = TrustedClock(120, wall=c.wall, mono=c.mono)
+    store = Store(tmp_path / "cart.db", "bc-01")
+    store.use_clock(clock)
+    ntp: list[bool | None] = [None]
+    watch = ClockWatch(clock, store, ntp=lambda: ntp[0])
+    watch.tick(0.0)
+    clock.loaded(TRUE + DAY)  # evidence a day ahead of the wall clock
+    watch.tick(5.0)
+    watch.tick(10.0)
+    ntp[0] = True  # NTP synchronized: the wall clock is the time again
+    watch.tick(100.0)
+    rows = store.query("SELECT type, clock, data FROM transactions ORDER BY seq")
+    assert [r["type"] for r in rows] == ["clock.behind", "clock.ok"]
+    behind = json.loads(rows[0]["data"])
+    assert behind["offset_s"] == DAY
+    assert behind["previous"] is None
+    assert rows[0]["clock"] == "corrected"
+    assert json.loads(rows[1]["data"])["ntp"] is True
+    store.close()
