@@ -207,6 +207,12 @@ class BackupConfig(Strict):
     keep: Annotated[int, Field(ge=1, le=100)] = 3
 
 
+class ClockConfig(Strict):
+    # How far the wall clock may be from the trusted clock's evidence before it is not used
+    # (behind) or reported (ahead of the server's time).
+    max_skew_s: Annotated[int, Field(ge=5, le=86_400)] = 120
+
+
 class AgentConfig(Strict):
     cart_id: Annotated[str, Field(pattern=CART_ID_PATTERN)]
     data_dir: Annotated[str, Field(min_length=1, max_length=4096)] = "/var/lib/cart-agent"
@@ -226,6 +232,7 @@ class AgentConfig(Strict):
     ], Field(max_length=32)] = DEFAULT_TICKET_SERVICES
     web: WebConfig = WebConfig()
     backup: BackupConfig = BackupConfig()
+    clock: ClockConfig = ClockConfig()
 
     @field_validator("timezone")
     @classmethod
