@@ -12,6 +12,7 @@ from agent import __version__
 from agent.contract import rfc3339
 from agent.store import Store
 from agent.store.config_layers import config_versions
+from agent.update.report import software_report
 
 DEVICES = ("scanner", "printer", "locker")
 
@@ -42,7 +43,8 @@ class Presence:
         versions = config_versions(self.store)
         return encode({"state": state, "at": rfc3339(self.clock()), "agent_version": __version__,
                        "config_version": versions["config_version"],
-                       "fleet_config_version": versions["fleet_config_version"]})
+                       "fleet_config_version": versions["fleet_config_version"],
+                       "software": software_report(self.data_dir)})
 
     def devices(self) -> dict[str, dict[str, Any]]:
         snapshot = self.health_snapshot()
@@ -66,4 +68,5 @@ class Presence:
             "devices": self.devices(),
             "uptime_s": round(max(0.0, now - self.started_at), 1),
             "disk_free_mb": disk_free_mb(self.data_dir),
+            "software": software_report(self.data_dir),
         })
