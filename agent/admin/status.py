@@ -14,21 +14,23 @@ from typing import Any
 from agent.config import AgentConfig
 from agent.flows.read_model import StoreReadModel
 from agent.store import Store, StoreError
+from agent.update.report import software_report
 
 DEVICES = ("scanner", "printer", "locker")
 NOT_RUNNING = "unknown: the agent is not running"
 CHECK = {"scanner": "scan-test", "printer": "print-test", "locker": "locker status"}
 
 
-def live_health(cfg: AgentConfig) -> dict[str, Any] | None:
-    """The running daemon's service health, asked over its control socket; None if no daemon
-    answers. (Asked live because a daemon on a full disk cannot write a snapshot.)"""
+def live_ping(cfg: AgentConfig) -> dict[str, Any] | None:
+    """The running daemon's answer to ping (service health, its version), over its control
+    socket; None if no daemon answers. (Asked live because a daemon on a full disk cannot
+    write a snapshot.)"""
     from agent.admin.control_client import call
 
     try:
         for reply in call(cfg.data_dir, {"op": "ping"}, 3.0):
             if reply.get("ok"):
-                return dict(reply.get("health") or {})
+                return reply
     except (ConnectionError, OSError, ValueError):
         return None
     return None
@@ -62,9 +64,9 @@ def open_store(cfg: AgentConfig) -> Store | None:
 
 
 def collect(cfg: AgentConfig, store: Store | None) -> dict[str, Any]:
-    services = live_health(cfg)
-    running = services is not None
-    services = services or {}
+    ping = live_ping(cfg)
+    running = ping is not None
+    services = dict((ping or {}).get("health") or {})
     report: dict[str, Any] = {
         "cart_id": cfg.cart_id,
         "agent_running": running,
@@ -79,6 +81,8 @@ def collect(cfg: AgentConfig, store: Store | None) -> dict[str, Any]:
         "storage": services.get("storage"),
         "print_queue": None,
         "compartments": [],
+        # the version the live daemon runs (not this command's), pending update, last outcome
+        "software": software_report(cfg.data_dir, running=(ping or {}).get("version")),
     }
     if store is not None:
         report.update(_from_store(store, cfg))
@@ -146,6 +150,17 @@ def _device_line(name: str, dev: dict[str, Any]) -> str:
     return f"{name:8} {state}"
 
 
+def _software_line(software: dict[str, Any]) -> str:
+    line = f"software: {software['running'] or 'unknown (the agent is not running)'}"
+    if software["pending"]:
+        line += f"; update to {software['pending']} {software['step']}"
+    outcome = software["outcome"]
+    if outcome:
+        verdict = "ok" if outcome["ok"] else f"failed ({outcome['reason']})"
+        line += f"; last update to {outcome['version']}: {verdict}"
+    return line
+
+
 def render_text(status: dict[str, Any]) -> str:
     running = "running" if status["agent_running"] else "not running"
     lines = [f"cart {status['cart_id']}: agent {running}"
@@ -157,6 +172,7 @@ def render_text(status: dict[str, Any]) -> str:
         lines += [_queue_line(status["queue"], status["last_sync_at"]),
                   _config_line(status),
                   f"receipts waiting to print: {status['print_queue']}"]
+    lines.append(_software_line(status["software"]))
     lines += [_device_line(name, dev) for name, dev in status["devices"].items()]
     checks = [CHECK[name] for name, dev in status["devices"].items() if dev["ok"] is None]
     if checks:

@@ -74,7 +74,7 @@ def _one_request(url: str, part: Path, size: int) -> None:
                         break
                     out.write(block)
                     if out.tell() > size:
-                        raise FetchError(f"{url}: longer than the manifest's {size} bytes")
+                        raise HashMismatch(f"{url}: longer than the manifest's {size} bytes")
                 out.flush()
                 os.fsync(out.fileno())
     except urllib.error.HTTPError as exc:

@@ -10,7 +10,7 @@ from agent import __version__
 from agent.update import state
 
 
-def software_report(data_dir: str, running: str = __version__) -> dict[str, Any]:
+def software_report(data_dir: str, running: str | None = __version__) -> dict[str, Any]:
     doc = state.load(data_dir)
     job, trial, outcome = doc.get("job"), doc.get("trial"), doc.get("outcome")
     out: dict[str, Any] = {"running": running, "pending": None, "step": None, "outcome": None}

@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 POLL_S = 1.0
 RETRY_S = 30.0
 DISK_MARGIN_MB = 64
-CRASH_ENV = "CART_AGENT_UPDATE_CRASH_AT"  # fault tests: "STEP:MARKER" kill -9 once at STEP
+# Fault tests: "STEP[,STEP...]:DIR" kills the agent (-9) once at each STEP, leaving DIR/STEP.
+CRASH_ENV = "CART_AGENT_UPDATE_CRASH_AT"
 
 
 @dataclass(frozen=True)
@@ -54,10 +55,10 @@ class Hooks:
 
 
 def crash_point(step: str) -> None:
-    spec = os.environ.get(CRASH_ENV, "")
-    wanted, _, marker = spec.partition(":")
-    if wanted == step and marker and not os.path.exists(marker):
-        Path(marker).write_text(step, encoding="ascii")
+    steps, _, marks = os.environ.get(CRASH_ENV, "").partition(":")
+    marker = Path(marks) / step
+    if marks and step in steps.split(",") and not marker.exists():
+        marker.write_text(step, encoding="ascii")
         os.kill(os.getpid(), signal.SIGKILL)
 
 
