@@ -109,6 +109,7 @@ class Updater:
 
     def run(self, stop: threading.Event) -> None:
         self.health.set_ok()
+        self._tidy()
         while not stop.is_set() and not self._switched:
             self.step()
             self._wake.wait(POLL_S)
@@ -238,6 +239,19 @@ class Updater:
         state.save(self.data_dir, doc)
         self.hooks.announce()
 
+    def _tidy(self) -> None:
+        """Keep the current release and the one before it; nothing else (not during a job or
+        a trial: those need what they fetched and what they would go back to)."""
+        doc = state.load(self.data_dir)
+        if doc.get("job") or doc.get("trial"):
+            return
+        previous = doc.get("previous_path")
+        keep = {p for p in (slots.current_target(self.data_dir),
+                            Path(previous) if isinstance(previous, str) else None) if p}
+        removed = slots.keep_only(self.data_dir, keep)
+        if removed:
+            log.info("update: removed old releases %s", removed)
+
     # --- the health gate of a new version ---------------------------------------------------
 
     def _gate(self, doc: dict[str, Any], trial: dict[str, Any]) -> None:
@@ -248,14 +262,11 @@ class Updater:
             doc["trial"] = None
             doc["outcome"] = {"version": self.version, "ok": True, "reason": "healthy",
                               "from": trial.get("previous"), "at": now, "reported": False}
+            doc["previous_path"] = trial.get("previous_path")  # the release kept beside
             state.save(self.data_dir, doc)
             crash_point("healthy")
-            keep = {p for p in (slots.current_target(self.data_dir),
-                                Path(str(trial.get("previous_path")))) if p is not None}
-            removed = slots.keep_only(self.data_dir, keep)
-            if removed:
-                log.info("update: removed old releases %s", removed)
             self._report(doc)
+            self._tidy()
             return
         if now > float(trial["switched_at"]) + float(trial["deadline_s"]):
             reason = (f"{self.version} not healthy within {trial['deadline_s']} s: {missing}")

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from agent.sync.topics import FLEET_SCOPE
+from agent.contract import FLEET_SCOPE
 
 from agent.config import CART_ID_PATTERN
 from agent.store.transactions import parse_rfc3339

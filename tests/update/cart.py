@@ -69,6 +69,16 @@ class SupervisedCart:
                 self.proc.wait()
                 self._stop.wait(RESTART_S)
 
+    def restart(self) -> None:
+        """SIGTERM the agent (it stops cleanly; the supervisor starts it again, with `env` as
+        it is now) and wait until it serves."""
+        old = self.proc
+        assert old is not None
+        old.send_signal(signal.SIGTERM)
+        old.wait(15)
+        wait_for(lambda: self.proc is not old, timeout_s=10, what="the restart")
+        self.wait_serving()
+
     def stop(self) -> None:
         self._stop.set()
         if self.proc is not None and self.proc.poll() is None:
