@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 from agent.contract import FLEET_SCOPE
-
 from fleet.client import BrokerOptions
 from fleet.watch import FleetWatcher
 

@@ -61,8 +61,10 @@ def install(manifest: Manifest, wheels: Path, release: Path, python: str | None 
     _run([base, "-m", "venv", "--without-pip", str(release)], "creating the virtualenv", 120)
     new_python = str(release / "bin" / "python")
     # pip runs from its own wheel (a wheel is importable): the running release needs no pip.
+    # --no-compile: byte-compiling every module of every package took most of the install
+    # on a busy 2-core machine; Python compiles what the agent imports on its first start.
     _run([new_python, f"{_pip_wheel(wheels)}/pip", "install", "--no-index", "--no-cache-dir",
-          "--disable-pip-version-check", "--no-input", "--find-links", str(wheels),
+          "--no-compile", "--disable-pip-version-check", "--no-input", "--find-links", str(wheels),
           f"cart-agent=={manifest.version}"], "pip install")
     return release
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import shutil
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,11 @@ def outcome_for(cart: SupervisedCart, ok: bool, text: str) -> Any:
 
 
 def test_update_end_to_end(tmp_path: Path, built: Built) -> None:
+    t0 = time.monotonic()
+
+    def phase(name: str) -> None:
+        print(f"update e2e: {name} at {time.monotonic() - t0:.1f} s")
+
     broker = MosquittoBroker(tmp_path / "mqtt").start()
     opts = BrokerOptions(port=broker.port)
     cart = SupervisedCart(tmp_path, broker.port, built.release_pub, built.fleet_pub).start()
@@ -99,6 +105,7 @@ def test_update_end_to_end(tmp_path: Path, built: Built) -> None:
         pending = {row[0] for row in cart.query(
             "SELECT id FROM transactions WHERE state = 'pending'")}
 
+        phase("serving, tickets pending")
         # --- refused before anything is installed --------------------------------------
         with ReleaseServer(with_rogue_signature(published(tmp_path / "www-sig", built),
                                                 built)) as srv:
@@ -112,6 +119,7 @@ def test_update_end_to_end(tmp_path: Path, built: Built) -> None:
         assert not slots.release_path(cart.data_dir, NEXT).exists()
         assert cart.running_version() == "0.1.0"
 
+        phase("refusals done")
         # --- a dropping link, kill -9 while fetching and installing, then a failed gate ---
         marks = tmp_path / "marks"
         marks.mkdir()
@@ -124,13 +132,17 @@ def test_update_end_to_end(tmp_path: Path, built: Built) -> None:
                       "the switch to the new release")
             broker.stop()  # reached at the switch, gone now: the new version cannot be healthy
             outcome = cart.wait(outcome_for(cart, False, "not healthy"), 120, "the rollback")
-            assert srv.drops > 0 and srv.ranged() > 0, srv.requests[-5:]
+            assert srv.drops > 0, "the link never dropped"
+            assert srv.ranged() > 0, "no download was resumed"
         assert sorted(p.name for p in marks.iterdir()) == ["fetched", "fetching", "installed"]
         assert "not up: sync" in outcome["reason"]  # the link it had at the switch
         assert slots.current_target(cart.data_dir) == Path(factory)
         broker.start()
         cart.wait(lambda: cart.running_version() == "0.1.0", 60, "0.1.0 running again")
+        cart.wait(lambda: (cart_status(opts, CART) or {}).get("state") == "online", 30,
+                  "the cart online again")
 
+        phase("rollback done")
         # --- kill -9 at the switch and after the gate: the update still lands -------------
         cart.env[CRASH_ENV] = f"trial-recorded,switched,healthy:{marks}"
         cart.restart()
@@ -141,6 +153,7 @@ def test_update_end_to_end(tmp_path: Path, built: Built) -> None:
         cart.wait(lambda: cart.running_version() == NEXT, 60, f"{NEXT} running")
         assert slots.current_target(cart.data_dir) == slots.release_path(cart.data_dir, NEXT)
 
+        phase("update landed")
         # --- a release that crash-loops goes back by itself -------------------------------
         broken = slots.release_path(cart.data_dir, "0.1.9")
         (broken / "bin").mkdir(parents=True)
@@ -154,6 +167,7 @@ def test_update_end_to_end(tmp_path: Path, built: Built) -> None:
                                 "the crash loop rolled back")
         cart.wait(lambda: cart.running_version() == NEXT, 60, f"{NEXT} running again")
 
+        phase("crash loop rolled back")
         # --- the fleet sees it; nothing was lost ------------------------------------------
         rows = cart.wait(lambda: [r for r in collect_status(opts, 2.5) if r["cart"] == CART
                                   and (r.get("software") or {}).get("outcome")], 30,
