@@ -3,6 +3,7 @@ as systemd's ExecStartPre), a real broker, the fleet's signed `update` command, 
 over HTTP by a server that drops connections mid-file.
 
 Refused: a manifest signed by an untrusted key, a wheel that is not what the manifest says.
+Waited for: a quiet moment (an open door holds the switch back).
 Rolled back: a release that is not healthy within its deadline (the broker it reached at the
 switch is gone), a release that crash-loops. Kept: a good release, with a kill -9 at every
 step of the update; every start runs one of the two versions, the store stays whole and no
@@ -146,8 +147,16 @@ def test_update_end_to_end(tmp_path: Path, built: Built) -> None:
         # --- kill -9 at the switch and after the gate: the update still lands -------------
         cart.env[CRASH_ENV] = f"trial-recorded,switched,healthy:{marks}"
         cart.restart()
+        door = cart.sim.address("A01")
+        cart.sim.locker.force_open(door)  # a resident's door stands open: not a quiet moment
         with ReleaseServer(www) as srv:
             send_update(opts, built, srv.url, deadline_s=60)
+            cart.wait(lambda: (cart.state().get("job") or {}).get("step") == "waiting", 60,
+                      "the installed release waiting for a quiet moment")
+            time.sleep(3)
+            assert (cart.state().get("job") or {}).get("step") == "waiting"
+            assert slots.current_target(cart.data_dir) == Path(factory)
+            cart.sim.locker.close_door(door)
             cart.wait(outcome_for(cart, True, "healthy"), 180, "the new version kept")
         assert len(list(marks.iterdir())) == 6
         cart.wait(lambda: cart.running_version() == NEXT, 60, f"{NEXT} running")
