@@ -67,7 +67,12 @@ def python_tag() -> str:
 
 
 class JobFailed(Exception):
-    """The job cannot succeed (refused release, no quiet moment in time): give up, report."""
+    """The job cannot succeed (refused release, no quiet moment in time): give up, report.
+    `keep`: what was fetched and installed is sound and stays for a later command."""
+
+    def __init__(self, reason: str, keep: bool = False) -> None:
+        super().__init__(reason)
+        self.keep = keep
 
 
 class Updater:
@@ -132,7 +137,7 @@ class Updater:
             try:
                 self._advance(doc, job)
             except JobFailed as exc:
-                self._finish(doc, job, ok=False, reason=str(exc))
+                self._finish(doc, job, ok=False, reason=str(exc), keep=exc.keep)
 
     # --- the job --------------------------------------------------------------------------
 
@@ -144,9 +149,10 @@ class Updater:
 
     def _advance(self, doc: dict[str, Any], job: dict[str, Any]) -> None:
         version, now = str(job["version"]), self.clock()
-        if now > float(job["accepted_at"]) + int(job["window_s"]) + 86_400 and \
-                job.get("step") != "waiting":
-            raise JobFailed("not downloaded and installed within a day after its window")
+        window_ends = float(job["accepted_at"]) + int(job["window_s"])
+        if now > window_ends + 86_400 and job.get("step") != "waiting":
+            raise JobFailed("not downloaded and installed within a day after its window",
+                            keep=True)
         release = slots.release_path(self.data_dir, version)
         if not is_complete(release):
             try:
@@ -161,9 +167,12 @@ class Updater:
                 return
         self._set_step(doc, job, "waiting")
         not_quiet = self.hooks.quiet()
+        if now > window_ends:
+            # Never switch outside the window the manager chose; what was fetched and
+            # installed stays, so the same command later switches at once.
+            raise JobFailed("the window ended before a quiet moment"
+                            + (f" ({not_quiet})" if not_quiet else ""), keep=True)
         if not_quiet is not None:
-            if now > float(job["accepted_at"]) + int(job["window_s"]):
-                raise JobFailed(f"no quiet moment within the window ({not_quiet})")
             if not_quiet != self._waiting_said:
                 log.info("update to %s waits for a quiet moment: %s", version, not_quiet)
                 self._waiting_said = not_quiet
@@ -217,14 +226,15 @@ class Updater:
         self._switched = True
         self.hooks.restart(f"switching to version {job['version']}")
 
-    def _finish(self, doc: dict[str, Any], job: dict[str, Any], ok: bool, reason: str) -> None:
+    def _finish(self, doc: dict[str, Any], job: dict[str, Any], ok: bool, reason: str,
+                keep: bool = False) -> None:
         log.log(logging.INFO if ok else logging.ERROR, "update to %s %s: %s", job.get("version"),
                 "done" if ok else "failed", reason)
         doc["job"] = None
         doc["outcome"] = {"version": job.get("version"), "ok": ok, "reason": reason,
                           "at": self.clock(), "reported": False}
         state.save(self.data_dir, doc)
-        if not ok:
+        if not ok and not keep:
             shutil.rmtree(slots.download_dir(self.data_dir, str(job.get("version"))),
                           ignore_errors=True)
         self._report(doc)

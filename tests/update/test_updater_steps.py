@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from agent.jws import b64url_decode, sign
-from agent.update import state
+from agent.update import slots, state
 from agent.update.job import parse
 from agent.update.manifest import MANIFEST_NAME, Manifest, ReleaseFile
 from agent.update.updater import Hooks, Updater
@@ -98,3 +98,42 @@ def test_all_and_percent_choose_from_the_carts_seen() -> None:
     assert 0 < len(some) < 40
     assert set(some) <= set(choose(None, False, 60, known))
     assert choose(["bc-07"], False, None, known) == ["bc-07"]
+
+
+def test_the_switch_waits_for_quiet_and_never_leaves_the_window(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    old, new = data / "releases" / "1.0.0", data / "releases" / "9.9.9"
+    for release in (old, new):
+        (release / "bin").mkdir(parents=True)
+        (release / ".complete").write_text("ok\n")
+
+    slots.point_current(data, old)
+    noise: list[str | None] = ["door(s) open: 1:1"]
+    restarts: list[str] = []
+    records: list[tuple[str, dict[str, Any]]] = []
+    base = hooks(records)
+    h = Hooks(quiet=lambda: noise[0], healthy=base.healthy, broker_up=lambda: True,
+              restart=restarts.append, record=base.record, announce=base.announce,
+              release_keys=base.release_keys)
+    clock = [1000.0]
+    updater = Updater(str(data), "agent.toml", h, clock=lambda: clock[0], version="1.0.0")
+    updater.accept(parse({"version": "9.9.9", "url": "http://x", "window_s": 60}))
+    updater.step()
+    assert state.load(data)["job"]["step"] == "waiting"
+    clock[0] += 61  # the window ends while the door is still open
+    updater.step()
+    outcome = state.load(data)["outcome"]
+    assert outcome["ok"] is False
+    assert "window ended before a quiet moment (door(s) open: 1:1)" in outcome["reason"]
+    assert slots.current_target(data) == old
+    assert new.exists()  # installed and sound: kept for the next command
+    assert records[-1][0] == "software.update"
+
+    updater.accept(parse({"version": "9.9.9", "url": "http://x", "window_s": 60}))
+    noise[0] = None  # quiet now
+    updater.step()
+    assert slots.current_target(data) == new
+    trial = state.load(data)["trial"]
+    assert trial["previous_path"] == str(old)
+    assert trial["need_broker"] is True
+    assert restarts == ["switching to version 9.9.9"]
