@@ -19,6 +19,8 @@ from agent.runtime.supervisor import Supervisor
 from agent.runtime.wiring import Devices
 from agent.store import Store, Tx
 from agent.sync.service import SyncService
+from agent.update.job import JobError, parse
+from agent.update.updater import Updater
 from agent.web.auth import reset_lockout
 
 DEVICES = ("scanner", "printer", "locker")
@@ -39,6 +41,7 @@ class Running(Protocol):
     actions: Actions | None
     devices: Devices
     sync: SyncService | None
+    updater: Updater
 
 
 class CartFacade:
@@ -106,6 +109,13 @@ class CartFacade:
 
     def reset_lockout(self, by: str) -> dict[str, Any]:
         return dict(reset_lockout(self._d.store, by))
+
+    def request_update(self, args: dict[str, Any], cmd_id: str | None = None
+                       ) -> dict[str, Any]:
+        try:
+            return self._d.updater.accept(parse(args, cmd_id))
+        except JobError as exc:
+            raise ActionError(str(exc)) from None
 
     # --- ReadModel -----------------------------------------------------------------------
 
