@@ -1,0 +1,50 @@
+"""`cart-agent doctor`: checks an installed cart, one line per check with what to do when it
+fails. Exit 0 when nothing failed, 1 otherwise.
+
+Checks, in order: the config; each device's node and whether it answers; the data directory,
+the store and free space; the clock; the broker; the systemd units; the kiosk. A check that
+does not apply (a device the config leaves out) or cannot be tried (a step before it failed)
+is `skip`. Each part is a small module here; this one runs them.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from agent.admin.doctor.broker import broker_checks
+from agent.admin.doctor.clock import clock_checks
+from agent.admin.doctor.config_checks import load_config
+from agent.admin.doctor.context import Context
+from agent.admin.doctor.devices import device_checks
+from agent.admin.doctor.kiosk import kiosk_checks
+from agent.admin.doctor.report import Check, render_json, render_text
+from agent.admin.doctor.storage import storage_checks
+from agent.admin.doctor.units import unit_checks
+from agent.admin.status import live_health
+
+EXIT_OK, EXIT_FAIL = 0, 1
+
+
+def examine(config_path: str) -> list[Check]:
+    cfg, first = load_config(config_path)
+    if cfg is None:
+        return [first, *clock_checks_without_agent(), *unit_checks()]
+    ctx = Context(cfg, config_path, live_health(cfg))
+    checks = [first, *device_checks(ctx), *storage_checks(ctx), *clock_checks(ctx),
+              *broker_checks(ctx), *unit_checks(), *kiosk_checks(ctx)]
+    return checks
+
+
+def clock_checks_without_agent() -> list[Check]:
+    from agent.admin.doctor.clock import ntp
+
+    return [ntp()]
+
+
+def doctor(config_path: str, as_json: bool) -> int:
+    checks = examine(config_path)
+    print(render_json(checks) if as_json else render_text(checks))
+    failed = [c for c in checks if c.failed]
+    if failed and not as_json:
+        print(f"{len(failed)} of {len(checks)} checks failed", file=sys.stderr)
+    return EXIT_FAIL if failed else EXIT_OK
