@@ -2,7 +2,8 @@
 
 The resident page holds an event stream open (`/events`) for as long as it is shown; the
 running agent counts those streams (web health `resident_screens`). The screens listen on
-loopback by default, so a connected one is the kiosk's browser.
+loopback by default, so a connected one is the kiosk's browser. A screen that went away is
+noticed at the stream's next write (a ping every 15 s), so the count can lag by that much.
 """
 
 from __future__ import annotations
