@@ -23,7 +23,8 @@ FLEET_KEY = "2RkVPEXuu8gribeTf1jShyvHKvUSFempaSaoz0WQgDI"
 SHIPPED_UNITS = sorted(p.name for p in (REPO / "systemd").glob("*.service"))
 
 
-def provision(tmp: Path, *extra: str, broker: str = "mqtt.example.net") -> tuple[int, str, list[str]]:
+def provision(tmp: Path, *extra: str,
+              broker: str = "mqtt.example.net") -> tuple[int, str, list[str]]:
     record = tmp / "record.txt"
     record.unlink(missing_ok=True)
     done = subprocess.run(
@@ -151,7 +152,7 @@ def test_a_changed_option_changes_only_its_file(inputs: Path) -> None:
     assert (cfg.mqtt.host, cfg.mqtt.port) == ("mqtt2.example.net", 8884)
 
 
-@pytest.mark.parametrize("bad, why", [
+@pytest.mark.parametrize(("bad", "why"), [
     (["--cart-id", "BC 11"], "--cart-id"),
     (["--token-key", "k1=not-a-key"], "not a base64url Ed25519 public key"),
     (["--broker", "mqtt.example.net:port"], "expected HOST or HOST:PORT"),
@@ -159,15 +160,18 @@ def test_a_changed_option_changes_only_its_file(inputs: Path) -> None:
 def test_bad_input_is_refused_before_anything_changes(inputs: Path, bad: list[str],
                                                       why: str) -> None:
     code, out, commands = provision(inputs, *bad)
-    assert code == 2 and why in out
-    assert list((inputs / "root").iterdir()) == [] and commands == []
+    assert code == 2
+    assert why in out
+    assert list((inputs / "root").iterdir()) == []
+    assert commands == []
 
 
 def test_a_scratch_root_needs_dry_packages(inputs: Path) -> None:
     done = subprocess.run([str(SCRIPT), "--cart-id", "bc-11", "--broker", "h",
                            "--token-key", f"k1={KEY}", "--root", str(inputs / "root")],
                           capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 2 and "needs --dry-packages" in done.stderr
+    assert done.returncode == 2
+    assert "needs --dry-packages" in done.stderr
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd not installed")
@@ -187,7 +191,8 @@ def test_every_shipped_unit_passes_systemd_analyze_verify(inputs: Path) -> None:
                               capture_output=True, text=True, timeout=60, check=False)
 
     done = verify(*SHIPPED_UNITS)
-    assert done.returncode == 0 and done.stdout + done.stderr == "", done.stderr
+    assert done.returncode == 0, done.stderr
+    assert done.stdout + done.stderr == ""
     # The check would catch a mistake: an unknown key, a missing program.
     unit = root / "etc/systemd/system/cart-kiosk.service"
     unit.write_text(unit.read_text().replace("Restart=always", "Restart=always\nRestartt=no"))

@@ -5,6 +5,7 @@ exit 1. And without the agent running, the doctor drives the devices and logs in
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,8 @@ def test_a_healthy_cart_passes_every_check(cart: DoctorCart, page: Any) -> None:
     healthy(cart, page)
     code, report = cart.doctor()
     assert failed(report) == {}
-    assert code == 0 and report["ok"] is True
+    assert code == 0
+    assert report["ok"] is True
     status = status_of(report)
     for name in ("config", "scanner", "printer", "locker", "lock board 1", "lock board 2",
                  "data dir", "store", "disk", "clock ntp", "broker dns", "broker tcp",
@@ -117,6 +119,18 @@ def test_a_broker_refusing_the_login(tmp_path: Path, page: Any) -> None:
         cart.close()
 
 
+def fill(path: Path) -> None:
+    """Write until the filesystem is full."""
+    with path.open("wb") as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 65536)
+                fh.flush()
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+
+
 @pytest.mark.skipif(not can_mount(), reason="needs root to mount a small tmpfs")
 def test_a_full_disk(tmp_path: Path, page: Any) -> None:
     disk = Mounted(tmp_path / "data", size="16m")
@@ -125,12 +139,9 @@ def test_a_full_disk(tmp_path: Path, page: Any) -> None:
         cart = DoctorCart(tmp_path)
         healthy(cart, page)
         code, report = cart.doctor()
-        assert failed(report) == {} and code == 0  # 16 MiB, nearly all free: fine
-        with (tmp_path / "data" / "ballast").open("wb") as fh, \
-                pytest.raises(OSError, match="No space left"):
-            while True:
-                fh.write(b"\0" * 65536)
-                fh.flush()
+        assert failed(report) == {}
+        assert code == 0
+        fill(tmp_path / "data" / "ballast")
         code, report = cart.doctor()
         assert code == 1
         assert list(failed(report)) == ["disk"]
@@ -151,9 +162,12 @@ def test_without_the_agent_the_doctor_drives_the_devices_and_logs_in(
     details = {c["name"]: c["detail"] for c in report["checks"]}
     status = status_of(report)
     # The devices, asked by the doctor itself over their real byte protocols.
-    assert status["scanner"] == "ok" and "readable" in details["scanner"]
-    assert status["printer"] == "ok" and "answers: ok" in details["printer"]
-    assert status["lock board 2"] == "ok" and "answers" in details["lock board 2"]
+    assert status["scanner"] == "ok"
+    assert "readable" in details["scanner"]
+    assert status["printer"] == "ok"
+    assert "answers: ok" in details["printer"]
+    assert status["lock board 2"] == "ok"
+    assert "answers" in details["lock board 2"]
     # Logged in as the cart, a probe on its own topic acknowledged by the broker.
     assert status["broker login"] == "ok"
     assert "carts/bc-test/cmd/result" in details["broker round trip"]
@@ -178,5 +192,6 @@ def test_an_invalid_config_is_one_failing_line(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 1
     first = done.stdout.splitlines()[0]
-    assert first.startswith("FAIL  config") and "cart_id" in first
+    assert first.startswith("FAIL  config")
+    assert "cart_id" in first
     assert "check-config" in first
