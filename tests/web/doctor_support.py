@@ -1,7 +1,7 @@
-"""A healthy simulated cart for `cart-agent doctor`: the real daemon on pty simulators, a real
-Mosquitto that wants a password, a resident screen open in Chromium, and stand-ins for the two
-systemd tools this container cannot answer (no systemd as PID 1): `timedatectl` and
-`systemctl` on PATH, printing what they print on a cart."""
+"""A healthy simulated cart for `cart-agent doctor` (tests/web/test_doctor.py): the real daemon
+on pty simulators, a real Mosquitto that wants a password, a resident screen open in Chromium,
+and stand-ins for the two systemd tools this container cannot answer (no systemd as PID 1):
+`timedatectl` and `systemctl` on PATH, printing what they print on a cart."""
 
 from __future__ import annotations
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.doctor.support import DoctorCart, failed, give_group, status_of
 from tests.support import Mounted, can_mount, wait_for
+from tests.web.doctor_support import DoctorCart, failed, give_group, status_of
 
 pytestmark = pytest.mark.browser
 
