@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 
 from agent.admin.doctor.broker import broker_checks
-from agent.admin.doctor.clock import clock_checks
+from agent.admin.doctor.clock import clock_checks, ntp
 from agent.admin.doctor.config_checks import load_config
 from agent.admin.doctor.context import Context
 from agent.admin.doctor.devices import device_checks
@@ -28,17 +28,10 @@ EXIT_OK, EXIT_FAIL = 0, 1
 def examine(config_path: str) -> list[Check]:
     cfg, first = load_config(config_path)
     if cfg is None:
-        return [first, *clock_checks_without_agent(), *unit_checks()]
+        return [first, ntp(), *unit_checks()]  # what needs no config
     ctx = Context(cfg, config_path, live_health(cfg))
-    checks = [first, *device_checks(ctx), *storage_checks(ctx), *clock_checks(ctx),
-              *broker_checks(ctx), *unit_checks(), *kiosk_checks(ctx)]
-    return checks
-
-
-def clock_checks_without_agent() -> list[Check]:
-    from agent.admin.doctor.clock import ntp
-
-    return [ntp()]
+    return [first, *device_checks(ctx), *storage_checks(ctx), *clock_checks(ctx),
+            *broker_checks(ctx), *unit_checks(cfg.web.enabled), *kiosk_checks(ctx)]
 
 
 def doctor(config_path: str, as_json: bool) -> int:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from agent.admin.doctor.context import command, key_values
-from agent.admin.doctor.report import Check, fail, ok
+from agent.admin.doctor.report import Check, fail, ok, skip
 
 UNITS = ("cart-agent.service", "cart-kiosk.service")
 
 
-def unit_checks() -> list[Check]:
+def unit_checks(screens: bool = True) -> list[Check]:
+    """`screens` False (web.enabled = false): a cart without a display needs no kiosk."""
+    if not screens:
+        return [unit(UNITS[0]), skip("unit cart-kiosk", "no screens (web.enabled = false)")]
     return [unit(name) for name in UNITS]
 
 
