@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import re
 import shlex
@@ -24,6 +23,8 @@ import sys
 import tomllib
 from pathlib import Path
 from typing import Any
+
+from provision_toml import Refused, to_toml
 
 SOURCE = Path(__file__).resolve().parent.parent
 PACKAGES = ["python3-venv", "libzbar0", "fonts-hanazono", "fonts-wqy-microhei", "cage",
@@ -37,10 +38,6 @@ KID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 KEY = re.compile(r"^[A-Za-z0-9_-]{43}=?$")  # base64url of 32 raw bytes
 HOST = re.compile(r"^[A-Za-z0-9.-]{1,253}$|^\[[0-9a-fA-F:]+\]$")
 USER = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
-
-
-class Refused(Exception):
-    """Bad input: nothing was changed."""
 
 
 class Provision:
@@ -289,44 +286,6 @@ def doctor(p: Provision) -> int:
         return 0
     print("\n$ cart-agent doctor")
     return subprocess.run(argv, check=False).returncode
-
-
-# --- TOML ---------------------------------------------------------------------------------
-
-def _key(name: str) -> str:
-    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else json.dumps(name)
-
-
-def _value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)
-    if isinstance(v, list):
-        return "[" + ", ".join(_value(i) for i in v) + "]"
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{_key(k)} = {_value(i)}" for k, i in v.items()) + "}"
-    raise Refused(f"cannot write {type(v).__name__} to TOML")
-
-
-def _is_tables(v: Any) -> bool:
-    return isinstance(v, list) and bool(v) and all(isinstance(i, dict) for i in v)
-
-
-def to_toml(doc: dict[str, Any], prefix: str = "") -> str:
-    lines = [f"{_key(k)} = {_value(v)}" for k, v in doc.items()
-             if not isinstance(v, dict) and not _is_tables(v)]
-    for k, v in doc.items():
-        name = prefix + _key(k)
-        if isinstance(v, dict):
-            lines += ["", f"[{name}]"] + ([body] if (body := to_toml(v, name + ".")
-                                                     .strip("\n")) else [])
-        elif _is_tables(v):
-            for item in v:
-                lines += ["", f"[[{name}]]", to_toml(item, name + ".").strip("\n")]
-    return "\n".join(lines).strip("\n") + "\n"
 
 
 # --- entry --------------------------------------------------------------------------------
