@@ -78,3 +78,17 @@ def test_outside_the_kiosk_nothing_changes(web_rig: WebRig, page: Any) -> None:
     log_in(page)
     page.clock.run_for(120_000)
     expect(page.locator("body.page-console")).to_be_visible()
+
+
+def test_a_reload_in_the_middle_of_leaving_still_logs_out(web_rig: WebRig, page: Any) -> None:
+    """The console reloads itself every 20 s; one that lands while the kiosk is logging out
+    cuts that page short. The page it loads carries on leaving."""
+    page.goto(web_rig.base + "/?kiosk=1")
+    page.keyboard.press("F2")
+    log_in(page)
+    page.evaluate("sessionStorage.setItem('cartKioskLeaving', '1')")  # as backToResident does
+    page.reload()
+    expect(page.locator("body.page-resident")).to_be_visible()
+    assert page.evaluate("sessionStorage.getItem('cartKioskLeaving')") is None
+    page.goto(web_rig.base + "/attendant")
+    expect(page.locator("body.page-login")).to_be_visible()

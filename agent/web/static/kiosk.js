@@ -9,7 +9,7 @@
   var HOLD_MS = 3000;      // long press
   var CORNER_PX = 96;      // the hidden corner, top left
   var IDLE_MS = 60000;     // back to the resident screen
-  var MODE = "cartKiosk", ACTIVE = "cartKioskActiveAt";
+  var MODE = "cartKiosk", ACTIVE = "cartKioskActiveAt", LEAVING = "cartKioskLeaving";
   var store = window.sessionStorage;
 
   if (/[?&]kiosk=1(&|$)/.test(window.location.search)) { store.setItem(MODE, "1"); }
@@ -22,6 +22,7 @@
   }
 
   if (document.body.classList.contains("page-resident")) {
+    store.removeItem(LEAVING);
     var hold = null;
     var cancel = function () { if (hold) { clearTimeout(hold); hold = null; } };
     document.addEventListener("pointerdown", function (e) {
@@ -47,7 +48,10 @@
   });
   var leaving = false;
   function backToResident() {
+    // Remembered across a page load: the console's own reload may cut this one short, and
+    // the page it loads must carry on leaving, not start a new minute.
     leaving = true;
+    store.setItem(LEAVING, "1");
     store.removeItem(ACTIVE);
     var go = function () { window.location.replace("/"); };
     var logout = document.querySelector('form[action="/attendant/logout"]');
@@ -57,6 +61,7 @@
                           credentials: "same-origin", redirect: "manual"})
       .then(go, go);
   }
+  if (store.getItem(LEAVING) === "1") { backToResident(); return; }
   setInterval(function () {
     var since = Date.now() - Number(store.getItem(ACTIVE) || Date.now());
     if (!leaving && since >= IDLE_MS) { backToResident(); }
