@@ -46,7 +46,11 @@ def test_long_press_opens_the_console_and_a_quiet_minute_brings_the_resident_bac
 
     # Touches keep it; 50 s quiet, a touch, 50 s quiet again: still the console.
     page.clock.run_for(50_000)
+    page.wait_for_load_state("load")  # the console's own reload (every 20 s) has settled
+    expect(page.locator("body.page-console")).to_be_visible()
     page.mouse.click(900, 500)
+    since = page.evaluate("Date.now() - Number(sessionStorage.getItem('cartKioskActiveAt'))")
+    assert since < 1000  # the touch counted
     page.clock.run_for(50_000)
     expect(page.locator("body.page-console")).to_be_visible()
     # The console reloads itself every 20 s; that is not a touch. A minute after the last one
