@@ -267,6 +267,11 @@ def configuration(p: Provision, args: argparse.Namespace) -> bool:
     p.put(f"{CONF_DIR}/kiosk.env", f"KIOSK_URL=http://127.0.0.1:{port}/?kiosk=1\n".encode())
     data_dir = str(doc.get("data_dir", "/var/lib/cart-agent"))
     p.directory(data_dir, 0o700, (AGENT_USER, AGENT_USER))
+    # The unit starts `releases/current`; the first one is the factory install. After an
+    # update it points at a release (agent/update/slots.py): never point it back here.
+    p.directory(f"{data_dir}/releases", 0o700, (AGENT_USER, AGENT_USER))
+    if not p.at(f"{data_dir}/releases/current").is_symlink():
+        p.symlink(f"{data_dir}/releases/current", VENV)
     return changed
 
 

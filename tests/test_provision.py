@@ -110,6 +110,8 @@ def test_provision_writes_every_file_and_records_the_system_steps(inputs: Path) 
     assert len(cfg.locker.compartments) > 0  # the layout's (config/example.toml) kept
     assert mode_owner(root / "var/lib/cart-agent") == (0o700, agent_uid, agent_gid)
     assert os.readlink(root / "usr/local/bin/cart-agent") == "/opt/cart-agent/bin/cart-agent"
+    # The unit starts releases/current: the factory install until an update switches it.
+    assert os.readlink(root / "var/lib/cart-agent/releases/current") == "/opt/cart-agent"
     for unit in ("cart-agent.service", "cart-kiosk.service"):
         link = root / "etc/systemd/system/multi-user.target.wants" / unit
         assert os.readlink(link) == f"/etc/systemd/system/{unit}"
@@ -137,6 +139,16 @@ def test_a_second_run_changes_nothing_and_says_so(inputs: Path) -> None:
     assert snapshot(inputs / "root") == before
     assert not [c for c in commands if c.startswith(("udevadm", "systemctl daemon-reload",
                                                      "systemctl restart"))]
+
+
+def test_provisioning_again_keeps_the_release_an_update_switched_to(inputs: Path) -> None:
+    assert provision(inputs)[0] == 0
+    current = inputs / "root/var/lib/cart-agent/releases/current"
+    current.unlink()
+    current.symlink_to("/var/lib/cart-agent/releases/0.1.2")  # as agent/update/slots.py does
+    code, out, _ = provision(inputs)
+    assert code == 0, out
+    assert os.readlink(current) == "/var/lib/cart-agent/releases/0.1.2"
 
 
 def test_a_changed_option_changes_only_its_file(inputs: Path) -> None:
@@ -180,7 +192,8 @@ def test_every_shipped_unit_passes_systemd_analyze_verify(inputs: Path) -> None:
     assert provision(inputs)[0] == 0
     root = inputs / "root"
     # What the recorded package steps would have installed, and systemd's own units.
-    for exe in ("usr/bin/cage", "usr/bin/chromium", "opt/cart-agent/bin/cart-agent"):
+    for exe in ("usr/bin/cage", "usr/bin/chromium", "opt/cart-agent/bin/cart-agent",
+                "opt/cart-agent/bin/python"):
         (root / exe).parent.mkdir(parents=True, exist_ok=True)
         (root / exe).write_text("#!/bin/sh\n")
         (root / exe).chmod(0o755)
