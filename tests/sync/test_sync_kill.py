@@ -37,8 +37,8 @@ def test_last_will_says_offline_when_the_cart_dies(tmp_path, broker, make_watche
     try:
         assert wait_line(proc, 10) == "online"
         online = watcher.wait_for(status, lambda d: d["state"] == "online")
-        assert set(online) == {"state", "at", "agent_version", "config_version",
-                               "fleet_config_version"}
+        assert set(online) == {"state", "since", "at", "agent_version", "config_version",
+                               "fleet_config_version", "software"}
         proc.kill()
         proc.wait(5)
         offline = watcher.wait_for(status, lambda d: d["state"] == "offline", timeout_s=10)
