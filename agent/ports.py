@@ -39,6 +39,9 @@ class CartActions(Protocol):
 
     def print_test(self) -> None: ...
 
+    def test_audio(self, by: str) -> dict[str, Any]:
+        """Play the test prompt (a tone and a phrase per language), quiet hours or not."""
+
     def reset_lockout(self, by: str) -> dict[str, Any]: ...
 
 

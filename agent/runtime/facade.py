@@ -4,11 +4,13 @@ know how the cart is put together or that its parts are rebuilt when a config is
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Collection
 from typing import Any, Protocol
 
 from agent.config import AgentConfig
 from agent.flows.actions import ActionError, Actions
+from agent.flows.announce import Announcer
 from agent.flows.cart import Cart
 from agent.flows.compartments import Compartment
 from agent.flows.feedback import FeedbackBus
@@ -20,7 +22,8 @@ from agent.store import Store, Tx
 from agent.sync.service import SyncService
 from agent.web.auth import reset_lockout
 
-DEVICES = ("scanner", "printer", "locker")
+log = logging.getLogger("agent.runtime")
+DEVICES = ("scanner", "printer", "locker", "audio", "light")
 
 
 class Running(Protocol):
@@ -37,6 +40,7 @@ class Running(Protocol):
     actions: Actions | None
     devices: Devices
     sync: SyncService | None
+    announcer: Announcer | None
 
 
 class CartFacade:
@@ -102,6 +106,14 @@ class CartFacade:
         except (PrinterError, OSError) as exc:
             raise ActionError(f"{type(exc).__name__}: {exc}") from None
 
+    def test_audio(self, by: str) -> dict[str, Any]:
+        announcer = self._d.announcer
+        if announcer is None:
+            raise ActionError("no speaker configured (audio.kind = \"none\")")
+        languages = announcer.test_prompt()
+        log.info("audio test prompt played for %s", by)
+        return {"languages": languages}
+
     def reset_lockout(self, by: str) -> dict[str, Any]:
         return dict(reset_lockout(self._d.store, by))
 
@@ -155,7 +167,8 @@ class CartFacade:
     def _not_configured(self, name: str) -> bool:
         cfg = self._d.cfg
         return {"scanner": cfg.scanner.kind == "none", "printer": cfg.printer.kind == "none",
-                "locker": not (cfg.locker.enabled and cfg.locker.compartments)}[name]
+                "locker": not (cfg.locker.enabled and cfg.locker.compartments),
+                "audio": cfg.audio.kind == "none", "light": cfg.light.kind == "none"}[name]
 
     def services(self) -> dict[str, dict[str, object]]:
         health = self._d.supervisor.health()
