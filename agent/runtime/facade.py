@@ -4,7 +4,6 @@ know how the cart is put together or that its parts are rebuilt when a config is
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Collection
 from typing import Any, Protocol
 
@@ -22,7 +21,6 @@ from agent.store import Store, Tx
 from agent.sync.service import SyncService
 from agent.web.auth import reset_lockout
 
-log = logging.getLogger("agent.runtime")
 DEVICES = ("scanner", "printer", "locker", "audio", "light")
 
 
@@ -110,9 +108,7 @@ class CartFacade:
         announcer = self._d.announcer
         if announcer is None:
             raise ActionError("no speaker configured (audio.kind = \"none\")")
-        languages = announcer.test_prompt()
-        log.info("audio test prompt played for %s", by)
-        return {"languages": languages}
+        return {"languages": announcer.test_prompt()}
 
     def reset_lockout(self, by: str) -> dict[str, Any]:
         return dict(reset_lockout(self._d.store, by))
