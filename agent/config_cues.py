@@ -17,8 +17,10 @@ class _Strict(BaseModel):
 
 class AudioConfig(_Strict):
     kind: Literal["alsa", "file", "none"] = "none"
-    # `file`: the directory each sound is written to as a WAV file, in the order played.
+    # `file`: the directory each sound is written to as a WAV file, in the order played;
+    # the newest `keep` files are kept (0: all).
     path: Annotated[str, Field(max_length=4096)] = ""
+    keep: Annotated[int, Field(ge=0, le=1_000_000)] = 1000
     # `alsa`: the PCM device (`aplay -L` lists them), e.g. "plughw:CARD=Device,DEV=0".
     device: Annotated[str, Field(min_length=1, max_length=255)] = "default"
     volume: Annotated[int, Field(ge=0, le=100)] = 80

@@ -106,7 +106,7 @@ def build_audio(cfg: AgentConfig) -> AudioService | None:
         return None
     from agent.devices.audio.outputs import AlsaOutput, FileOutput
 
-    output = FileOutput(au.path) if au.kind == "file" else AlsaOutput(au.device)
+    output = FileOutput(au.path, au.keep) if au.kind == "file" else AlsaOutput(au.device)
     return AudioService(output, au.volume, au.queue)
 
 

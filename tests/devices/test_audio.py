@@ -61,6 +61,14 @@ def test_file_output_numbers_in_play_order_across_restarts(tmp_path: Path) -> No
     assert names == ["000001-tone-read.wav", "000002-zh-x.wav", "000003-tone_.._refused.wav"]
 
 
+def test_file_output_keeps_the_newest(tmp_path: Path) -> None:
+    out = FileOutput(str(tmp_path), keep=2)
+    out.open()
+    for label in ("a", "b", "c"):
+        out.play(wav.silence(0.01), wav.RATE, label, "", threading.Event())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["000002-b.wav", "000003-c.wav"]
+
+
 def test_file_output_that_cannot_write_is_an_audio_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")

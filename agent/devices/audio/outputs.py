@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import threading
+from collections import deque
 from pathlib import Path
 from typing import Protocol
 
@@ -29,22 +30,26 @@ class Output(Protocol):
 
 class FileOutput:
     """One WAV per sound, `NNNNNN-label.wav`: numbered on from the highest already there, so
-    the names sort in the order played, across restarts too."""
+    the names sort in the order played, across restarts too. Only the newest `keep` are kept
+    (0: all), so a cart that writes instead of playing never fills its disk."""
 
-    NAME = re.compile(r"^(\d{6,})-")
+    NAME = re.compile(r"^(\d{6,})-.*\.wav$")
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, keep: int = 0) -> None:
         self.dir = Path(directory)
+        self.keep = keep
         self._next = 0
+        self._written: deque[Path] = deque()
 
     def open(self) -> None:
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
-            numbers = [int(m.group(1)) for p in self.dir.iterdir()
-                       if (m := self.NAME.match(p.name))]
+            found = sorted((int(m.group(1)), p) for p in self.dir.iterdir()
+                           if (m := self.NAME.match(p.name)))
         except OSError as exc:
             raise AudioError(f"cannot use {self.dir}: {cause(exc)}") from None
-        self._next = max(numbers, default=0) + 1
+        self._written = deque(p for _, p in found)
+        self._next = (found[-1][0] if found else 0) + 1
 
     def play(self, pcm: bytes, rate: int, label: str, comment: str,
              stop: threading.Event) -> None:
@@ -57,6 +62,9 @@ class FileOutput:
         except OSError as exc:
             raise AudioError(f"cannot write {target}: {cause(exc)}") from None
         self._next += 1
+        self._written.append(target)
+        while self.keep and len(self._written) > self.keep:
+            self._written.popleft().unlink(missing_ok=True)
 
 
 class AlsaOutput:
