@@ -15,6 +15,7 @@ there; a visible "skipped" row when not).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -81,8 +82,8 @@ def _pyzbar_text(img: Any) -> list[DecodedCode]:
 def _zxing_text(img: Any) -> list[DecodedCode]:
     import zxingcpp
 
-    return [DecodedCode(b.bytes, b.text) for b in
-            zxingcpp.read_barcodes(img, formats=zxingcpp.BarcodeFormat.QRCode)]
+    only_qr = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
+    return [DecodedCode(b.bytes, b.text) for b in zxingcpp.read_barcodes(img, formats=only_qr)]
 
 
 def _verdict(codes: list[DecodedCode], expected: bytes | str) -> str:
@@ -123,9 +124,13 @@ def measure(name: str, decode: Callable[[Any], list[DecodedCode]], cases: list[C
             "wrong_images": wrong}
 
 
+def _decode_with(name: str, img: Any) -> list[DecodedCode]:
+    return decode_image(img, name)
+
+
 def _decoders() -> dict[str, Callable[[Any], list[DecodedCode]]]:
     decoders: dict[str, Callable[[Any], list[DecodedCode]]] = {
-        name: (lambda img, n=name: decode_image(img, n)) for name in DECODERS
+        name: functools.partial(_decode_with, name) for name in DECODERS
     }
     decoders["pyzbar-text"] = _pyzbar_text
     decoders["zxing-text"] = _zxing_text

@@ -30,7 +30,7 @@ from fleet.client import BrokerOptions
 from fleet.desk import queries, usage
 from fleet.desk.app import Desk, DeskSettings
 from fleet.desk.auth import add_user
-from fleet.storage import PostgresStorage
+from fleet.storage_pg import PostgresStorage
 from tests.postgres_cluster import PostgresCluster
 
 TZ = ZoneInfo("Asia/Shanghai")

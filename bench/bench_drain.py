@@ -37,6 +37,11 @@ from agent.store import Store  # noqa: E402
 from agent.sync.service import SyncService  # noqa: E402
 from tests.mqtt_broker import MosquittoBroker  # noqa: E402
 
+
+def _no_delay(_client: object, _userdata: object, sock: object) -> None:
+    if isinstance(sock, socket.socket):  # a websocket or TLS wrapper keeps its own setting
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
 CART = "bench-01"
 
 
@@ -109,8 +114,7 @@ def raw_publish(port: int, n: int, payloads: list[bytes]) -> float:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     client.on_publish = on_publish
     client.max_inflight_messages_set(100)  # the best window measured (FACTS.md)
-    client.on_socket_open = lambda _c, _u, s: s.setsockopt(
-        socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    client.on_socket_open = _no_delay
     client.connect("127.0.0.1", port)
     client.loop_start()
     try:

@@ -39,6 +39,12 @@ def _wait(predicate: Any, timeout_s: float = 10.0) -> None:
         time.sleep(0.001)
 
 
+def _door(daemon: Daemon, compartment: str) -> str | None:
+    cart = daemon.cart
+    comp = cart.ctx.compartments.get(compartment) if cart is not None else None
+    return comp.door if comp is not None else None
+
+
 def run(quick: bool = False) -> list[dict[str, object]]:
     n = 20 if quick else 200
     key = Ed25519PrivateKey.generate()
@@ -75,10 +81,10 @@ def run(quick: bool = False) -> list[dict[str, object]]:
                 if i >= 3:  # warm-up: first imports, first fsyncs
                     latencies.append((arrived - sent) * 1000)
                 _wait(lambda: daemon.cart is not None
-                      and daemon.cart.ctx.compartments.get(comp["id"]).door == "open")
+                      and _door(daemon, comp["id"]) == "open")
                 sim.close_door(comp["id"])
                 _wait(lambda: daemon.cart is not None
-                      and daemon.cart.ctx.compartments.get(comp["id"]).door == "closed")
+                      and _door(daemon, comp["id"]) == "closed")
         finally:
             daemon.stop_event.set()
             thread.join(10)

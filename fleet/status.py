@@ -7,8 +7,7 @@ import threading
 import time
 from typing import Any
 
-from agent.sync.topics import FLEET_SCOPE
-
+from agent.contract import FLEET_SCOPE
 from fleet.client import BrokerOptions
 from fleet.watch import FleetWatcher
 

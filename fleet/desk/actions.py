@@ -11,8 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.sync.commands import SIGNATURES, CommandError, check_args
-
+from agent.contract import SIGNATURES, CommandError, check_args
 from fleet.client import BrokerOptions, FleetError
 from fleet.control import (
     Signer,

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
-from agent.sync.commands import SIGNATURES
 from bottle import Bottle, request
 
+from agent.contract import SIGNATURES
 from fleet.control import retained_desired
 from fleet.desk import actions, auth, queries
 from fleet.desk.live import refresh_alarm_counts

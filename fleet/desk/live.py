@@ -23,9 +23,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from agent.sync.topics import FLEET_SCOPE
-
 from agent.config import CART_ID_PATTERN
+from agent.contract import FLEET_SCOPE
 from agent.store.transactions import parse_rfc3339
 from fleet.control import decode_control
 from fleet.desk.attention import CartLive, assess, version_of

@@ -22,7 +22,7 @@ from fleet.desk.db import Database, DeskDbError
 from fleet.desk.follow import Follower
 from fleet.desk.live import LiveFleet
 from fleet.desk.schema import LATEST, migrate
-from fleet.storage import PostgresStorage
+from fleet.storage_pg import PostgresStorage
 from tests.postgres_cluster import PostgresCluster
 
 T0 = dt.datetime(2026, 12, 1, 2, 0, tzinfo=dt.UTC)  # 10:00 in Shanghai
