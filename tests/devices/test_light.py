@@ -50,7 +50,8 @@ def test_blink_stop_and_give_up() -> None:
     stop.set()
     thread.join(2)
     last = {name: on for name, on in out.changes}
-    assert last == {"A01": False, "A02": False, CART: False} and out.closed
+    assert last == {"A01": False, "A02": False, CART: False}
+    assert out.closed
 
 
 def test_file_lights_and_missing_gpio_are_clear_errors(tmp_path: Path) -> None:
@@ -59,7 +60,7 @@ def test_file_lights_and_missing_gpio_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(DeviceUnavailable, match="cannot use"):
         FileLights(str(blocker / "lights.jsonl")).open()
     gpio = GpioLights(str(tmp_path / "no-gpiochip"), {"A01": 3}, active_low=False)
-    with pytest.raises(DeviceUnavailable, match="gpiod|no-gpiochip"):
+    with pytest.raises(DeviceUnavailable, match=r"gpiod|no-gpiochip"):
         gpio.open()
 
 

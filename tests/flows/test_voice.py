@@ -67,7 +67,8 @@ def test_every_answer_is_spoken_from_the_phrase_table_and_is_real_sound(tmp_path
     rig = Rig(tmp_path, audio=audio(tmp_path))
     try:
         meal = rig.scan(rig.issuer.token("meal", order="M-1", items=["饭"], compartment="A03"))
-        assert meal.phrase == "meal_printing_in" and meal.kind == "accepted"
+        assert meal.phrase == "meal_printing_in"
+        assert meal.kind == "accepted"
         expected = [("tone-read", "tone-read"),
                     ("zh-meal_printing_in", said(meal, "zh")),
                     ("en-meal_printing_in", said(meal, "en"))]
@@ -86,7 +87,8 @@ def test_every_answer_is_spoken_from_the_phrase_table_and_is_real_sound(tmp_path
         assert f"{phrases.number_zh(number)}号" in said(ticket, "zh")
 
         refused = rig.scan("hello")
-        assert refused.reason == "not_a_label" and refused.phrase == "not_a_label"
+        assert refused.reason == "not_a_label"
+        assert refused.phrase == "not_a_label"
         expected += [("tone-read", "tone-read"), ("tone-refused", "tone-refused"),
                      ("zh-not_a_label", "请扫描应用中的取件码"),
                      ("en-not_a_label", "Please scan the code from the app")]
@@ -147,7 +149,8 @@ def test_a_broken_speaker_is_reported_and_changes_nothing_else(tmp_path: Path) -
         wait_for(lambda: not facade.devices()["audio"]["ok"], what="the speaker reported")
         assert "no-such-speaker" in str(facade.devices()["audio"]["error"])
         meal = rig.scan(rig.issuer.token("meal", order="M-2", items=["面"], compartment="A02"))
-        assert meal.kind == "accepted" and meal.details["compartment"] == "A02"
+        assert meal.kind == "accepted"
+        assert meal.details["compartment"] == "A02"
         assert rig.sim.opens("A02") == 1          # the door opened
         wait_for(lambda: rig.sim.printer.receipts(), what="the meal receipt")
         devices = facade.devices()
