@@ -64,6 +64,8 @@ class AudioService:
 
     def run(self, stop: threading.Event) -> None:
         self.output.open()
+        for name in wav.TONES:  # made now, not while a resident's scan is being decided
+            wav.tone(name, self.volume)
         self._report()
         while not stop.is_set():
             with self._cond:

@@ -11,6 +11,7 @@ import math
 import struct
 import sys
 from array import array
+from functools import lru_cache
 
 RATE = 22_050
 FADE_S = 0.005  # a tone that starts or stops at full level clicks
@@ -27,8 +28,10 @@ class WavError(ValueError):
     """Bytes that are not a 16-bit mono PCM WAV."""
 
 
+@lru_cache(maxsize=32)
 def tone(name: str, volume: int, rate: int = RATE) -> bytes:
-    """The PCM of a named tone at `volume` (0-100)."""
+    """The PCM of a named tone at `volume` (0-100). Kept once made: computing it holds the
+    interpreter for milliseconds, which a decision on the flow thread must not wait for."""
     peak = 0.6 * 32767 * max(0, min(100, volume)) / 100
     out = array("h")
     fade = max(1, int(FADE_S * rate))
