@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,9 +11,16 @@ import pytest
 from tests.flows.test_voice import heard, sounds
 from tests.mqtt_broker import MosquittoBroker
 from tests.sync.synckit import Watcher
-from tests.test_one_owner import REPORTED, broker, online_rig, push  # noqa: F401 - fixture
+from tests.test_one_owner import REPORTED, online_rig, push
 
 pytestmark = pytest.mark.skipif(not shutil.which("espeak-ng"), reason="needs espeak-ng")
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
+    b = MosquittoBroker(tmp_path / "broker").start()
+    yield b
+    b.close()
 
 
 def test_pushed_languages_take_effect_and_the_path_needs_root(tmp_path: Path,
