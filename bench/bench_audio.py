@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import shutil
 import statistics
+import time
 
 from agent.runtime.daemon import Daemon
 from bench.bench_scan import _percentile, measure
@@ -48,7 +49,41 @@ def run(quick: bool = False) -> list[dict[str, object]]:
                      "p99_ms": round(_percentile(values, 0.99), 2), "samples": len(values),
                      "baseline": "the scans between them, without audio",
                      "baseline_ms": round(base, 2), "ratio": round(p50 / base, 2)})
+    rows.append(_hand_over(2_000 if quick else 20_000))
     return rows
+
+
+def _hand_over(n: int) -> dict[str, object]:
+    """What the flow thread itself pays per answer: publishing it with the announcer listening
+    (phrase rendered for two languages, three sounds queued) against publishing it alone."""
+    from zoneinfo import ZoneInfo
+
+    from agent.config_cues import AudioConfig
+    from agent.devices.audio.outputs import NoOutput
+    from agent.devices.audio.service import AudioService
+    from agent.flows.announce import Announcer
+    from agent.flows.feedback import Feedback, FeedbackBus
+
+    event = Feedback("refused", "此二维码已使用", "This code was already used", "already_used",
+                     phrase="already_used")
+    player = AudioService(NoOutput(), 80, queue_size=8)  # not running: play() only queues
+    announcer = Announcer(AudioConfig(kind="file", path="-", languages=["zh", "en"]),
+                          ZoneInfo("Asia/Shanghai"), player.play)
+
+    def per_publish_us(bus: FeedbackBus) -> float:
+        started = time.perf_counter()
+        for _ in range(n):
+            bus.publish(event)
+        return (time.perf_counter() - started) / n * 1e6
+
+    plain, speaking = FeedbackBus(), FeedbackBus()
+    speaking.listen(announcer.feedback)
+    base = min(per_publish_us(plain) for _ in range(3))
+    value = min(per_publish_us(speaking) for _ in range(3))
+    return {"name": "an answer handed to the speaker (flow thread's cost)",
+            "value": round(value, 1), "unit": "µs/answer",
+            "baseline": "the same answer published without audio",
+            "baseline_value": round(base, 1), "ratio": round(value / base, 2)}
 
 
 if __name__ == "__main__":
