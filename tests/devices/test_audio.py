@@ -109,6 +109,21 @@ def test_play_never_waits_and_drops_the_oldest_when_full() -> None:
     thread.join(2)
 
 
+def test_a_sound_that_waited_too_long_is_dropped() -> None:
+    out = SlowOutput()
+    out.release.set()
+    player = AudioService(out, 50)
+    player.play(Sound("tone", "read", at=0.0))  # queued while the speaker was out
+    player.play(Sound("tone", "refused"))
+    stop = threading.Event()
+    thread = threading.Thread(target=player.run, args=(stop,), daemon=True)
+    thread.start()
+    _wait(lambda: out.played == ["tone-refused"])
+    assert player.dropped == 1
+    stop.set()
+    thread.join(2)
+
+
 def test_a_failing_speech_engine_is_reported_and_tones_still_play() -> None:
     out = SlowOutput()
     out.release.set()

@@ -2,17 +2,19 @@
 
 The flows hand sounds over with `play`, which never blocks: when the queue is full the oldest
 waiting sound is dropped (a prompt for a resident who has gone is worth less than the next
-one). A failing device (ALSA) makes the service unhealthy and restarted like any device; a
-failing speech engine is reported too, and tones keep playing.
+one), and so is one that waited longer than STALE_S. A failing device (ALSA) makes the
+service unhealthy and restarted like any device; a failing speech engine is reported too,
+and tones keep playing.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from agent.devices.audio import speech, wav
@@ -21,6 +23,9 @@ from agent.health import Health
 
 log = logging.getLogger(__name__)
 Synthesize = Callable[[str, str, int], tuple[bytes, int]]
+# A sound still waiting after this long is for someone who has gone (the speaker was out, or
+# restarting): dropped rather than played to the next resident.
+STALE_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,7 @@ class Sound:
     name: str        # the tone's name, or the phrase spoken (agent/flows/phrases.py)
     text: str = ""   # speech: the words
     lang: str = ""   # speech: "zh" or "en"
+    at: float = field(default_factory=time.monotonic, compare=False)
 
     @property
     def label(self) -> str:
@@ -73,6 +79,9 @@ class AudioService:
                     self._cond.wait(0.25)
                     continue
                 sound = self._pending.popleft()
+            if time.monotonic() - sound.at > STALE_S:
+                self.dropped += 1
+                continue
             self._play(sound, stop)
 
     def _play(self, sound: Sound, stop: threading.Event) -> None:
