@@ -78,8 +78,12 @@ def check_config_document(config: dict[str, Any]) -> ConfigCheck:
                 check.problems.append(f"{path}: unknown key")
             elif err["type"] == "value_error" and loc and _model_at(loc):
                 # A rule of a whole table: other keys of it may come from the cart's file.
-                msg = err["msg"].removeprefix("Value error, ")
-                check.notes.append(f"{path}: {msg} (unless the cart's file provides it)")
+                # The rule names its keys ("host: ...; port: ..."): one key format everywhere.
+                for finding in err["msg"].removeprefix("Value error, ").split("; "):
+                    key, _, why = finding.partition(": ")
+                    check.notes.append(f"{path}.{key}: {why} (unless the cart's file provides it)"
+                                       if why else f"{path}: {finding} (unless the cart's file "
+                                       "provides it)")
             else:
                 check.problems.append(f"{path}: {err['msg'].removeprefix('Value error, ')}")
     return check

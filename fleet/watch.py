@@ -31,7 +31,7 @@ class FleetWatcher(FleetClient):
     """
 
     def __init__(self, opts: BrokerOptions, topics: list[str], handler: Handler,
-                 client_id: str | None = None, protocol: str = "auto") -> None:
+                 client_id: str | None = None, protocol: str | None = None) -> None:
         super().__init__(opts, client_id=client_id, protocol=protocol)
         self.watch_topics = list(topics)
         self.handler = handler
@@ -85,7 +85,7 @@ class FleetWatcher(FleetClient):
 
 
 def read_retained(opts: BrokerOptions, topics: list[str], timeout_s: float = 10.0,
-                  protocol: str = "auto") -> dict[str, bytes]:
+                  protocol: str | None = None) -> dict[str, bytes]:
     """The retained message of each topic (wildcards allowed) that has one, by topic."""
     found: dict[str, bytes] = {}
     lock = threading.Lock()

@@ -43,6 +43,9 @@ class Issuer:
               **claims: Any) -> str:
         """A token as the fleet's issuer makes one (fleet.keys.issue_token)."""
         cart = claims.pop("cart", None)
+        if ttl < 1:  # an already expired token: issued far enough back to expire ttl from now
+            now = (time.time() if now is None else now) + ttl - 1
+            ttl = 1
         return issue_token(self.key, self.kid, svc, cart=cart, ttl_s=ttl, now=now,
                            claims={k: v for k, v in claims.items() if v is not None})
 

@@ -229,7 +229,7 @@ def test_push_config_checks_the_document_with_the_cart_models(tmp_path, broker, 
     code, out, err = run(capsys, "push-config", "--cart", CART, "--version", "13", str(conf),
                          "--port", port)
     assert code == 0, err
-    assert "note: printer: kind = 'network' needs host" in err
+    assert "note: printer.host: kind = 'network' needs host" in err
     assert _retained(broker.port, desired) == {"version": 13, "config": {
         "printer": {"kind": "network", "port": 9100}}}
 
