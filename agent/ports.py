@@ -40,7 +40,8 @@ class CartActions(Protocol):
     def print_test(self) -> None: ...
 
     def test_audio(self, by: str) -> dict[str, Any]:
-        """Play the test prompt (a tone and a phrase per language), quiet hours or not."""
+        """Play the test prompt (a tone and a phrase per language), quiet hours or not:
+        `{"languages", "problem"}`, the speaker's health error or None."""
 
     def reset_lockout(self, by: str) -> dict[str, Any]: ...
 

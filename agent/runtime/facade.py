@@ -8,6 +8,7 @@ from collections.abc import Callable, Collection
 from typing import Any, Protocol
 
 from agent.config import AgentConfig
+from agent.devices.audio.service import AudioService
 from agent.flows.actions import ActionError, Actions
 from agent.flows.announce import Announcer
 from agent.flows.cart import Cart
@@ -39,6 +40,7 @@ class Running(Protocol):
     devices: Devices
     sync: SyncService | None
     announcer: Announcer | None
+    audio: AudioService | None
 
 
 class CartFacade:
@@ -108,7 +110,10 @@ class CartFacade:
         announcer = self._d.announcer
         if announcer is None:
             raise ActionError("no speaker configured (audio.kind = \"none\")")
-        return {"languages": announcer.test_prompt()}
+        languages = announcer.test_prompt()
+        audio = self._d.audio
+        problem = None if audio is None or audio.health.ok else audio.health.error
+        return {"languages": languages, "problem": problem}
 
     def reset_lockout(self, by: str) -> dict[str, Any]:
         return dict(reset_lockout(self._d.store, by))

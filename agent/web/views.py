@@ -360,9 +360,12 @@ def build_app(web: WebContext) -> Bottle:
 
     @post("/attendant/audio-test")
     def audio_test() -> Outcome:
-        languages = actions().test_audio(by=BY)["languages"]
+        result = actions().test_audio(by=BY)
         log.info("attendant played the test prompt")
-        return Outcome("正在播放测试语音", f"Playing the test prompt ({', '.join(languages)})")
+        if result["problem"]:
+            raise Refusal("扬声器故障，测试语音无法播放", f"The speaker fails: {result['problem']}")
+        return Outcome("正在播放测试语音", f"Playing the test prompt "
+                       f"({', '.join(result['languages'])})")
 
     def day_field(value: str | None) -> str | None:
         if not value:

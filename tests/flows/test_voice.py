@@ -133,7 +133,8 @@ def test_quiet_hours_keep_the_tones_and_silence_the_speech(tmp_path: Path) -> No
         time.sleep(1.0)  # nothing else follows: no speech at night
         assert len(sounds(rig)) == 3
         # The attendant's test prompt is asked for: it speaks even now.
-        assert rig.daemon.facade.test_audio(by="test") == {"languages": ["zh", "en"]}
+        assert rig.daemon.facade.test_audio(by="test") == {"languages": ["zh", "en"],
+                                                           "problem": None}
         assert [label for label, _ in heard(rig, 6)[3:]] == ["tone-read", "zh-audio_test",
                                                              "en-audio_test"]
     finally:
@@ -148,6 +149,7 @@ def test_a_broken_speaker_is_reported_and_changes_nothing_else(tmp_path: Path) -
         facade = rig.daemon.facade
         wait_for(lambda: not facade.devices()["audio"]["ok"], what="the speaker reported")
         assert "no-such-speaker" in str(facade.devices()["audio"]["error"])
+        assert "no-such-speaker" in facade.test_audio(by="test")["problem"]
         meal = rig.scan(rig.issuer.token("meal", order="M-2", items=["面"], compartment="A02"))
         assert meal.kind == "accepted"
         assert meal.details["compartment"] == "A02"
