@@ -188,3 +188,37 @@ def test_the_light_blinks_until_the_door_is_seen_open(tmp_path: Path) -> None:
         assert rig.daemon.facade.devices()["light"]["ok"]
     finally:
         rig.stop()
+
+
+def test_deposit_and_pickup_are_spoken_without_names_or_labels(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, audio=audio(tmp_path, languages=["zh"]))
+    try:
+        badge = rig.issuer.token("courier", sub="c-007", name="王师傅")
+        assert rig.scan(badge).phrase == "deposit_enter"
+        opened = rig.scan("SF1234567890")
+        assert opened.phrase == "opened_deposit"
+        comp = opened.details["compartment"]
+        rig.close_door(comp)
+        stored = wait_for(lambda: next((e for e in rig.drain() if e.phrase == "deposit_stored"),
+                                       None), what="the parcel stored")
+        assert rig.scan(badge).phrase == "deposit_leave"
+        pickup = rig.scan(rig.issuer.token("parcel", parcel="SF1234567890"))
+        assert pickup.phrase == "opened_pickup"
+        spoken = heard(rig, 9)
+        assert [label for label, _ in spoken] == [
+            "tone-read", "zh-deposit_enter", "tone-read", "zh-opened_deposit",
+            "zh-deposit_stored", "tone-read", "zh-deposit_leave", "tone-read",
+            "zh-opened_pickup"]
+        words = dict(spoken)
+        assert words["zh-deposit_enter"] == "投递模式，请扫描包裹单号"
+        assert words["zh-opened_deposit"] == said(opened, "zh")
+        assert words["zh-deposit_stored"] == said(stored, "zh")
+        assert words["zh-opened_pickup"] == \
+            f"{phrases.spell_zh(comp)} 号柜门已打开，取件后请关好柜门"
+        for _, text in spoken:  # shown on the screen, never said in the street
+            assert "王师傅" not in text
+            assert "SF1234567890" not in text
+            assert "1 2 3 4" not in text
+            assert "一 二 三 四" not in text
+    finally:
+        rig.stop()
