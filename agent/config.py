@@ -195,6 +195,9 @@ class WebConfig(Strict):
     port: Annotated[int, Field(ge=0, le=65_535)] = 8080  # 0: any free port (tests)
     lockout_failures: Annotated[int, Field(ge=1, le=100)] = 5
     lockout_s: Annotated[int, Field(ge=1, le=86_400)] = 300
+    # How long the resident screen keeps an answer up when no other scan replaces it: long
+    # enough for an elderly reader to read a refusal twice. A tap keeps it longer.
+    answer_s: Annotated[int, Field(ge=5, le=600)] = 20
 
 
 class BackupConfig(Strict):
@@ -203,6 +206,12 @@ class BackupConfig(Strict):
     dir: Annotated[str, Field(max_length=4096)] = ""
     interval_s: Annotated[int, Field(ge=60, le=86_400)] = 900
     keep: Annotated[int, Field(ge=1, le=100)] = 3
+
+
+class ClockConfig(Strict):
+    # How far the wall clock may be from the trusted clock's evidence before it is not used
+    # (behind) or reported (ahead of the server's time).
+    max_skew_s: Annotated[int, Field(ge=5, le=86_400)] = 120
 
 
 class AgentConfig(Strict):
@@ -226,6 +235,7 @@ class AgentConfig(Strict):
     backup: BackupConfig = BackupConfig()
     audio: AudioConfig = AudioConfig()
     light: LightConfig = LightConfig()
+    clock: ClockConfig = ClockConfig()
 
     @field_validator("timezone")
     @classmethod

@@ -158,4 +158,5 @@ TX_TYPES = frozenset({
     "deposit_mode", "token.revoked", "cart.out_of_service", "compartment.out_of_service",
     "receipt.reprint", "report.printed", "attendant.lockout_reset", "store.restored",
     "config.applied", "config.rejected", "command.done",
+    "clock.behind", "clock.ahead", "clock.unknown", "clock.ok",
 })

@@ -77,6 +77,10 @@ class HealthView(Protocol):
     def services(self) -> dict[str, dict[str, object]]:
         """Every supervised service's health snapshot, and the storage probe's."""
 
+    def clock(self) -> dict[str, Any]:
+        """The trusted clock's state (agent/clock): the contract's `clock` object and what
+        stands behind it."""
+
     def sync(self) -> dict[str, object] | None:
         """The link's health snapshot; None when the cart runs without a broker."""
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.contract import CART_ID_PATTERN, SIGNATURES
+from agent.contract import CART_ID_PATTERN, SIGNATURES, rfc3339
 from agent.ids import new_ulid
 from agent.jws import b64url_decode, looks_like_jws, sign
 from fleet.checks import check_config_document
@@ -148,7 +148,8 @@ def push_config(opts: BrokerOptions, target: str, version: int, config: dict[str
         raise BadInput(f"the desired config of {target} changed meanwhile (now version "
                        f"{previous}); review the change again")
     notes = check_push(target, version, config, retained, force)
-    doc: dict[str, Any] = {"version": version, "config": config}
+    # `at`: the fleet's clock, evidence of the time for the carts (contract section 6).
+    doc: dict[str, Any] = {"version": version, "config": config, "at": rfc3339(time.time())}
     if signer is not None:
         doc["cart"] = target  # binds the signature to its topic: no replay at another cart
     topic = desired_topic(opts, target)
@@ -198,7 +199,8 @@ def ensure_not_offline(opts: BrokerOptions, cart: str) -> dict[str, Any] | None:
 
 def command_document(cart: str, name: str, args: dict[str, Any], signed: bool,
                      cmd_id: str | None = None) -> dict[str, Any]:
-    doc: dict[str, Any] = {"id": cmd_id or new_ulid(), "name": name, "args": args}
+    doc: dict[str, Any] = {"id": cmd_id or new_ulid(), "name": name, "args": args,
+                           "at": rfc3339(time.time())}
     if signed:
         doc["cart"] = cart  # binds the signature to this cart
     return doc

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 MAX_PAYLOAD = 4 * 1024 * 1024
 MAX_TXS = 1000
 TX_KEYS = {"id", "seq", "cart", "type", "at", "data"}
+TX_OPTIONAL = {"clock"}  # which clock dated `at` when not the wall clock (contract section 6)
+CLOCKS = ("wall", "corrected", "unknown")
 _CART = re.compile(CART_ID_PATTERN)
 _TYPE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 PROBE_CART = "_probe"  # not a cart id ([a-z0-9-]): cannot collide with a cart's topics
@@ -45,8 +47,11 @@ class BadPayload(ValueError):
 
 
 def _check_tx(tx: Any, cart: str) -> Row:
-    if not isinstance(tx, dict) or set(tx) != TX_KEYS:
-        raise BadPayload("a transaction must have exactly id, seq, cart, type, at, data")
+    if not isinstance(tx, dict) or not TX_KEYS <= set(tx) <= TX_KEYS | TX_OPTIONAL:
+        raise BadPayload("a transaction must have exactly id, seq, cart, type, at, data "
+                         "(and optionally clock)")
+    if tx.get("clock", "wall") not in CLOCKS:
+        raise BadPayload(f"{tx.get('id')}: clock must be one of {', '.join(CLOCKS)}")
     if not isinstance(tx["id"], str) or not is_ulid(tx["id"]):
         raise BadPayload("id: not a ULID")
     seq = tx["seq"]
@@ -65,7 +70,7 @@ def _check_tx(tx: Any, cart: str) -> Row:
     if not isinstance(tx["data"], dict):
         raise BadPayload(f"{tx['id']}: data must be an object")
     data = json.dumps(tx["data"], ensure_ascii=False, separators=(",", ":"))
-    return (tx["id"], cart, seq, tx["type"], tx["at"], data)
+    return (tx["id"], cart, seq, tx["type"], tx["at"], data, tx.get("clock"))
 
 
 def parse_tx_message(prefix: str, topic: str, payload: bytes) -> tuple[str, list[Row], int]:
@@ -238,6 +243,7 @@ class IngestWorker:
             log.error("could not store %d transaction(s) from %s: %s", len(rows), cart, exc)
             return
         self.stats.add(stored=added, duplicates=len(rows) - added, acked=len(rows))
-        ack = json.dumps({"ids": [row[0] for row in rows]}).encode()
+        # `at`: the ingest's clock, evidence of the time for a cart offline for days.
+        ack = json.dumps({"ids": [row[0] for row in rows], "at": rfc3339(time.time())}).encode()
         if self.client is not None:
             self.client.publish_nowait(f"{self.prefix}/{cart}/tx/ack", ack, qos=1)

@@ -273,7 +273,8 @@ class NatsIngest:
         for cart, ids in by_cart.items():
             if ids:
                 await self.nc.publish(f"{prefix}.{cart}.tx.ack",
-                                      json.dumps({"ids": ids}).encode())
+                                      json.dumps({"ids": ids,
+                                                  "at": rfc3339(time.time())}).encode())
 
     async def close(self) -> None:
         if self.nc is not None and not self.nc.is_closed:

@@ -12,6 +12,8 @@ What readers (the fleet dashboard, reports) may rely on, for the transactions ta
 | `at`          | timestamptz | when the cart committed it (the cart's clock)                  |
 | `data`        | jsonb       | the transaction's `data` object                                |
 | `received_at` | timestamptz | when the ingest committed it (the ingest's clock)              |
+| `clock`       | text, null  | (v3) which clock dated `at`: NULL/`wall`, `corrected` (the     |
+|               |             | cart's evidence: trust it), `unknown` (re-date it)             |
 
 Indexes (v2): `T_cart_seq` on (cart, seq) for per-cart state and gap checks
 (`SELECT max(seq) ... WHERE cart = $1`, latest per cart with a LATERAL join); `T_type_at` on
@@ -47,6 +49,8 @@ MIGRATIONS: list[tuple[int, str, str]] = [
      "CREATE INDEX IF NOT EXISTS {t}_type_at ON {t} (type, at);"
      "CREATE INDEX IF NOT EXISTS {t}_at ON {t} (at);"
      "CREATE INDEX IF NOT EXISTS {t}_received_brin ON {t} USING brin (received_at)"),
+    (3, "which clock dated each transaction",
+     "ALTER TABLE {t} ADD COLUMN IF NOT EXISTS clock TEXT"),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -74,6 +74,8 @@ def _fold(entry: dict[str, Any]) -> dict[str, Any]:
         "config_errors": reported.get("errors", []),
         "devices": telemetry.get("devices"),
         "disk_free_mb": telemetry.get("disk_free_mb"),
+        "since": status.get("since"),  # when the cart's current (or last) connection began
+        "clock": telemetry.get("clock"),  # the cart's trusted clock, as its telemetry says
     }
 
 
@@ -93,4 +95,7 @@ def format_status(rows: list[dict[str, Any]]) -> str:
                      f"{config:<12}{health}")
         for error in r["config_errors"]:
             lines.append(f"    config: {error}")
+        clock = r.get("clock")
+        if isinstance(clock, dict) and clock.get("alarm"):
+            lines.append(f"    clock: {clock['alarm']} (offset {clock.get('offset_s')} s)")
     return "\n".join(lines)

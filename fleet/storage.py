@@ -12,8 +12,13 @@ import sqlite3
 from pathlib import Path
 from typing import Protocol
 
-Row = tuple[str, str, int, str, str, str]  # id, cart, seq, type, at, data (JSON text)
+# id, cart, seq, type, at, data (JSON text)[, clock: which clock dated `at`, None = the wall's]
+Row = tuple[str, str, int, str, str, str] | tuple[str, str, int, str, str, str, str | None]
 TABLE_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def with_clock(row: Row) -> tuple[str, str, int, str, str, str, str | None]:
+    return row if len(row) == 7 else (*row, None)
 
 
 class StorageError(Exception):
@@ -37,17 +42,20 @@ class SqliteStorage:
         self.conn.execute(
             f"CREATE TABLE IF NOT EXISTS {table} (id TEXT PRIMARY KEY, cart TEXT NOT NULL, "
             "seq INTEGER NOT NULL, type TEXT NOT NULL, at TEXT NOT NULL, data TEXT NOT NULL, "
-            "received_at TEXT NOT NULL)")
+            "received_at TEXT NOT NULL, clock TEXT)")
         self.conn.execute(f"CREATE INDEX IF NOT EXISTS {table}_cart_seq ON {table} (cart, seq)")
+        columns = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
+        if "clock" not in columns:  # a file from before the column
+            self.conn.execute(f"ALTER TABLE {table} ADD COLUMN clock TEXT")
 
     def store(self, rows: list[Row], received_at: str) -> int:
         try:
             self.conn.execute("BEGIN IMMEDIATE")
             before = self.conn.total_changes
             self.conn.executemany(
-                f"INSERT INTO {self.table}(id, cart, seq, type, at, data, received_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
-                [(*row, received_at) for row in rows])
+                f"INSERT INTO {self.table}(id, cart, seq, type, at, data, clock, received_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
+                [(*with_clock(row), received_at) for row in rows])
             added = self.conn.total_changes - before
             self.conn.execute("COMMIT")
             return added

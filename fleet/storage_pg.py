@@ -15,7 +15,7 @@ import contextlib
 from typing import Any
 
 from fleet.schema import SchemaError, migrate
-from fleet.storage import Row, StorageError
+from fleet.storage import Row, StorageError, with_clock
 
 _STAGE = "incoming_tx"
 
@@ -41,7 +41,7 @@ class PostgresStorage:
             with self.conn.cursor() as cur:
                 # Session-local, emptied at each commit: nothing of it outlives a batch.
                 cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (id TEXT, cart TEXT, "
-                            "seq BIGINT, type TEXT, at TIMESTAMPTZ, data JSONB) "
+                            "seq BIGINT, type TEXT, at TIMESTAMPTZ, data JSONB, clock TEXT) "
                             "ON COMMIT DELETE ROWS")
             self.conn.commit()
         except psycopg.Error as exc:
@@ -64,14 +64,16 @@ class PostgresStorage:
             if self.conn is None or self.conn.closed:
                 self._connect()
             with self.conn.cursor() as cur:
-                with cur.copy(f"COPY {_STAGE} (id, cart, seq, type, at, data) FROM STDIN") as cp:
+                with cur.copy(f"COPY {_STAGE} (id, cart, seq, type, at, data, clock) "
+                              "FROM STDIN") as cp:
                     for row in rows:
-                        cp.write_row(row)
+                        cp.write_row(with_clock(row))
                 # DISTINCT ON: one batch may carry the same id twice (a cart's resend merged
                 # with the original in one fetch); ON CONFLICT cannot touch a row twice.
                 cur.execute(
-                    f"INSERT INTO {self.table}(id, cart, seq, type, at, data, received_at) "
-                    f"SELECT DISTINCT ON (id) id, cart, seq, type, at, data, %s::timestamptz "
+                    f"INSERT INTO {self.table}(id, cart, seq, type, at, data, clock, received_at) "
+                    f"SELECT DISTINCT ON (id) id, cart, seq, type, at, data, clock, "
+                    f"%s::timestamptz "
                     f"FROM {_STAGE} ON CONFLICT (id) DO NOTHING", [received_at])
                 added = int(cur.rowcount)
             self.conn.commit()

@@ -111,7 +111,7 @@ class ControlSocket:
         op = req.get("op")
         if op == "ping":
             yield {"ok": True, "pid": os.getpid(), "cart_id": self.config.config.cart_id,
-                   "health": self.view.services()}
+                   "health": self.view.services(), "clock": self.view.clock()}
         elif op == "locker_status":
             doors, health = self.view.doors()
             yield {"ok": True, "doors": doors, "health": health}

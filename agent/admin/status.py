@@ -8,9 +8,13 @@ report says so rather than guessing.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
+from agent.clock import TrustedClock
+from agent.clock import evidence as clock_evidence
+from agent.clock.ntp import ntp_synchronized
 from agent.config import AgentConfig
 from agent.flows.read_model import StoreReadModel
 from agent.store import Store, StoreError
@@ -20,18 +24,35 @@ NOT_RUNNING = "unknown: the agent is not running"
 CHECK = {"scanner": "scan-test", "printer": "print-test", "locker": "locker status"}
 
 
-def live_health(cfg: AgentConfig) -> dict[str, Any] | None:
-    """The running daemon's service health, asked over its control socket; None if no daemon
-    answers. (Asked live because a daemon on a full disk cannot write a snapshot.)"""
+def live_ping(cfg: AgentConfig) -> dict[str, Any] | None:
+    """The running daemon's answer to a ping over its control socket (service health, the
+    clock); None if no daemon answers. (Asked live: a daemon on a full disk cannot write.)"""
     from agent.admin.control_client import call
 
     try:
         for reply in call(cfg.data_dir, {"op": "ping"}, 3.0):
             if reply.get("ok"):
-                return dict(reply.get("health") or {})
+                return dict(reply)
     except (ConnectionError, OSError, ValueError):
         return None
     return None
+
+
+def clock_report(cfg: AgentConfig, store: Store | None,
+                 ping: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The trusted clock: as the running daemon has it (`from` "agent"), else as the store's
+    evidence and this machine's clock say now (`from` "store"). The contract's `source`,
+    `offset_s`, `alarm`, and `now`, `wall`, `bound`, `evidence`, `ntp` behind them.
+    `cart-agent status --json` prints it as `clock`; other checks (doctor) may call this."""
+    if ping is not None and isinstance(ping.get("clock"), dict):
+        return {**ping["clock"], "from": "agent"}
+    clock = TrustedClock(cfg.clock.max_skew_s)
+    if store is not None:
+        # A store of an older schema (no clock column) or unreadable gives no evidence.
+        with contextlib.suppress(StoreError):
+            clock_evidence.load(clock, store)
+    clock.set_ntp(ntp_synchronized())
+    return {**clock.state().detail(), "from": "store"}
 
 
 def device_view(services: dict[str, Any], running: bool, cfg: AgentConfig) -> dict[str, Any]:
@@ -63,9 +84,9 @@ def open_store(cfg: AgentConfig) -> Store | None:
 
 
 def collect(cfg: AgentConfig, store: Store | None) -> dict[str, Any]:
-    services = live_health(cfg)
-    running = services is not None
-    services = services or {}
+    ping = live_ping(cfg)
+    running = ping is not None
+    services = dict((ping or {}).get("health") or {})
     report: dict[str, Any] = {
         "cart_id": cfg.cart_id,
         "agent_running": running,
@@ -80,6 +101,7 @@ def collect(cfg: AgentConfig, store: Store | None) -> dict[str, Any]:
         "storage": services.get("storage"),
         "print_queue": None,
         "compartments": [],
+        "clock": clock_report(cfg, store, ping),
     }
     if store is not None:
         report.update(_from_store(store, cfg))
@@ -147,6 +169,16 @@ def _device_line(name: str, dev: dict[str, Any]) -> str:
     return f"{name:8} {state}"
 
 
+def _clock_line(clock: dict[str, Any]) -> str:
+    alarm = clock.get("alarm")
+    said = {None: "ok", "behind": "ALARM: the wall clock is BEHIND; using the evidence",
+            "ahead": "ALARM: the wall clock is AHEAD of the server's time",
+            "unknown": "ALARM: time UNKNOWN (no evidence, implausible wall clock): "
+                       "codes are refused"}.get(alarm, str(alarm))
+    return (f"clock: {said}; now {clock.get('now')} ({clock.get('source')}, offset "
+            f"{clock.get('offset_s', 0):+.1f} s), wall {clock.get('wall')}")
+
+
 def render_text(status: dict[str, Any]) -> str:
     running = "running" if status["agent_running"] else "not running"
     lines = [f"cart {status['cart_id']}: agent {running}"
@@ -158,6 +190,7 @@ def render_text(status: dict[str, Any]) -> str:
         lines += [_queue_line(status["queue"], status["last_sync_at"]),
                   _config_line(status),
                   f"receipts waiting to print: {status['print_queue']}"]
+    lines.append(_clock_line(status["clock"]))
     lines += [_device_line(name, dev) for name, dev in status["devices"].items()]
     checks = [CHECK[name] for name, dev in status["devices"].items()
               if dev["ok"] is None and name in CHECK]

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.clock import TrustedClock
 from agent.config import AgentConfig
 from agent.contract import rfc3339
 from agent.devices.lockboard.frames import LockAddress, LockerUnavailable
@@ -31,6 +32,7 @@ class CartContext:
     locker: Locker | None
     feedback: FeedbackBus
     clock: Callable[[], float] = time.time
+    trusted: TrustedClock | None = None  # the daemon's clock: evidence, `unknown` refusals
     compartments: Compartments = field(init=False)
     verifier: TokenVerifier = field(init=False)
     wake_printer: Callable[[], None] = lambda: None
@@ -40,7 +42,8 @@ class CartContext:
         self.compartments = Compartments(self.store)
         sec = self.cfg.security
         self.verifier = TokenVerifier(key_map(sec.token_keys), self.cfg.cart_id,
-                                      sec.clock_skew_s, sec.max_token_bytes, clock=self.clock)
+                                      sec.clock_skew_s, sec.max_token_bytes, clock=self.clock,
+                                      trusted=self.trusted)
 
     def say(self, kind: str, phrase: str, reason: str | None = None,
             params: dict[str, Any] | None = None, **details: Any) -> Feedback:

@@ -69,6 +69,9 @@ REFUSALS: dict[str, Phrase] = {
                               "This cart is out of service; please come back later"),
     "storage_full": _P("存储空间已满，暂停服务，请联系工作人员",
                        "Storage is full; service paused, please ask the attendant"),
+    "clock_unknown": _P("服务车时钟未校准，暂时无法验证二维码，请联系工作人员",
+                        "The cart's clock is not set, so codes cannot be checked; "
+                        "please ask the attendant"),
     "busy": _P("服务车忙，请稍后再试", "The cart is busy; please try again"),
 }
 

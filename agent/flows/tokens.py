@@ -14,6 +14,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from agent import jws
+from agent.clock import TrustedClock
 from agent.devices.scanner.lines import ScanEvent
 from agent.flows.refusals import ScanRefused
 
@@ -56,13 +57,26 @@ def _numeric_date(claims: dict[str, Any], name: str) -> int | None:
 class TokenVerifier:
     def __init__(self, keys: dict[str, Ed25519PublicKey], cart_id: str, clock_skew_s: int,
                  max_bytes: int, extra_services: tuple[str, ...] = (),
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 trusted: TrustedClock | None = None) -> None:
         self.keys = keys
         self.cart_id = cart_id
         self.clock_skew_s = clock_skew_s
         self.max_bytes = max_bytes
         self.services = BASE_SERVICES + extra_services
         self.clock = clock
+        self.trusted = trusted
+
+    def _now(self) -> float:
+        if self.trusted is None:
+            return self.clock()
+        state = self.trusted.state()
+        if state.alarm == "unknown":
+            # No evidence of the time and a wall clock that cannot be right: any answer
+            # about exp/nbf would be a guess, so the code is refused, not consumed.
+            raise ScanRefused("clock_unknown", "the cart does not know the time: no evidence "
+                              "and the wall clock is implausible")
+        return state.now
 
     def verify(self, text: str) -> Token:
         try:
@@ -70,16 +84,18 @@ class TokenVerifier:
         except jws.JwsError as exc:
             raise ScanRefused(exc.reason, str(exc)) from None
         claims = verified.claims
-        now = self.clock()
         exp = _numeric_date(claims, "exp")
         nbf = _numeric_date(claims, "nbf")
-        _numeric_date(claims, "iat")
+        iat = _numeric_date(claims, "iat")
         if exp is None:
             raise ScanRefused("bad_claims", "token has no expiry")
-        if now > exp + self.clock_skew_s:
-            raise ScanRefused("expired", f"expired at {exp}", exp=exp)
-        if nbf is not None and now < nbf - self.clock_skew_s:
-            raise ScanRefused("not_yet_valid", f"valid from {nbf}", nbf=nbf)
+        try:
+            self._check_window(exp, nbf)
+        finally:
+            # A verified signature says the token existed at `iat`: evidence of the time for
+            # the next decisions (never for this token's own: it cannot vouch for itself).
+            if iat is not None and self.trusted is not None:
+                self.trusted.note(float(iat), "token")
         cart = claims.get("cart")
         if cart is not None and cart != self.cart_id:
             raise ScanRefused("other_cart", f"token is for cart {str(cart)[:32]!r}")
@@ -89,6 +105,13 @@ class TokenVerifier:
         jti = _require_str(claims, "jti")
         self._check_shape(svc, claims)
         return Token(svc=svc, jti=jti, kid=verified.kid, claims=claims)
+
+    def _check_window(self, exp: int, nbf: int | None) -> None:
+        now = self._now()
+        if now > exp + self.clock_skew_s:
+            raise ScanRefused("expired", f"expired at {exp}", exp=exp)
+        if nbf is not None and now < nbf - self.clock_skew_s:
+            raise ScanRefused("not_yet_valid", f"valid from {nbf}", nbf=nbf)
 
     @staticmethod
     def _check_shape(svc: str, claims: dict[str, Any]) -> None:

@@ -25,6 +25,8 @@ from agent import __version__
 from agent.admin.control_socket import ControlSocket
 from agent.admin.remote_commands import run_command
 from agent.backoff import Backoff
+from agent.clock import TrustedClock
+from agent.clock import evidence as clock_evidence
 from agent.config import AgentConfig
 from agent.devices.audio.service import AudioService
 from agent.devices.lockboard.locker import DoorEvent
@@ -37,6 +39,7 @@ from agent.flows.context import CartContext
 from agent.flows.feedback import Feedback, FeedbackBus
 from agent.health import Health
 from agent.runtime import logs
+from agent.runtime.clock_watch import ClockWatch
 from agent.runtime.facade import CartFacade
 from agent.runtime.reconfigure import Reconfigure
 from agent.runtime.supervisor import Supervisor
@@ -63,8 +66,15 @@ class Daemon:
         self.config_path = config_path
         self.store = store
         self.notifier = notifier or Notifier()
-        self.clock = clock
-        self.started_at = clock()
+        # Every decision and record is dated by the trusted clock (agent/clock): `clock` is
+        # only its wall clock. Its durable evidence is read before anything is dated.
+        self.trusted = TrustedClock(cfg.clock.max_skew_s, wall=clock,
+                                    persist=clock_evidence.keeper(store, StoreError))
+        clock_evidence.load(self.trusted, store)
+        store.use_clock(self.trusted)
+        self.clock: Callable[[], float] = self.trusted
+        self.clock_watch = ClockWatch(self.trusted, store)
+        self.started_at = self.trusted()
         self.supervisor = Supervisor(Backoff(initial_s=0.5, maximum_s=30.0))
         self.feedback = FeedbackBus()
         self.scan_tap = FeedbackBus(keep=10)  # raw scans, for `cart-agent scan-test`
@@ -79,7 +89,8 @@ class Daemon:
         self.feedback.listen(self._announce)
         self.storage = Health("storage")
         self.facade = CartFacade(self)
-        self.reconfigure = Reconfigure(DesiredConfig(config_path, store, cfg.cart_id, clock),
+        self.reconfigure = Reconfigure(DesiredConfig(config_path, store, cfg.cart_id,
+                                                     self.trusted),
                                        self)
 
     # --- building -------------------------------------------------------------------------
@@ -89,7 +100,8 @@ class Daemon:
         devices = build_devices(cfg, on_scan=self._on_scan, on_door=self._on_door)
         self.devices = devices
         ctx = CartContext(cfg=cfg, store=self.store, locker=devices.locker,
-                          feedback=self.feedback, clock=self.clock, light=devices.light)
+                          feedback=self.feedback, clock=self.clock, trusted=self.trusted,
+                          light=devices.light)
         self.cart = Cart(ctx)
         self.actions = Actions(self.cart)
         self.supervisor.start(self.cart)
@@ -141,7 +153,8 @@ class Daemon:
         self.sync = SyncService(self.cfg, self.config_path, self.store,
                                 health_snapshot=self.facade.devices,
                                 command_handler=self.handle_command,
-                                hand_over=self._changes.put, started_at=self.started_at)
+                                hand_over=self._changes.put, started_at=self.started_at,
+                                clock=self.trusted)
         self.supervisor.start(self.sync)
 
     def start_web(self) -> None:
@@ -170,6 +183,7 @@ class Daemon:
         if changed & FLOW_KEYS:
             self._put_compartments(new, strict=not restoring)
         self.cfg = new
+        self.trusted.skew_s = float(new.clock.max_skew_s)
         if "log_level" in changed:
             logs.set_level(new.log_level)
         if changed & FLOW_KEYS:
@@ -233,10 +247,11 @@ class Daemon:
             self.notifier.watchdog()
             if change is not None:
                 self._settle(change)
-            now = self.clock()
+            now = time.monotonic()
             if now >= next_health:
                 next_health = now + 5.0
-                self._snapshot(now)
+                self.clock_watch.tick(now)
+                self._snapshot(self.clock())
             if now >= next_prune:
                 next_prune = now + 3600.0
                 self._prune()

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from typing import Any, Protocol
 
+from agent.clock import TrustedClock
 from agent.config import AgentConfig
 from agent.devices.audio.service import AudioService
 from agent.flows.actions import ActionError, Actions
@@ -31,6 +32,7 @@ class Running(Protocol):
     cfg: AgentConfig
     store: Store
     clock: Callable[[], float]
+    trusted: TrustedClock
     feedback: FeedbackBus
     scan_tap: FeedbackBus
     supervisor: Supervisor
@@ -175,6 +177,9 @@ class CartFacade:
         health = self._d.supervisor.health()
         health["storage"] = self._d.storage.snapshot()
         return health
+
+    def clock(self) -> dict[str, Any]:
+        return self._d.trusted.state().detail()
 
     def sync(self) -> dict[str, object] | None:
         sync = self._d.sync

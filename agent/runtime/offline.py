@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from agent.backoff import Backoff
+from agent.clock import TrustedClock
+from agent.clock import evidence as clock_evidence
 from agent.config import AgentConfig
 from agent.devices.lockboard.frames import LockerUnavailable
 from agent.devices.lockboard.locker import DoorEvent
@@ -28,7 +30,7 @@ from agent.flows.context import CartContext
 from agent.flows.feedback import FeedbackBus
 from agent.runtime.supervisor import Supervisor
 from agent.runtime.wiring import build_locker, build_printer, build_scanner
-from agent.store import Store
+from agent.store import Store, StoreError
 
 log = logging.getLogger(__name__)
 READY_S = 5.0   # for the locker to open its port and read the doors once
@@ -44,6 +46,11 @@ class OfflineCart:
         """The store, the flow thread and the locker, running under a supervisor."""
         cfg = self.cfg
         store = Store(cfg.db_path, cfg.cart_id)
+        # Dated as the daemon would date them: by the trusted clock on the store's evidence.
+        trusted = TrustedClock(cfg.clock.max_skew_s,
+                               persist=clock_evidence.keeper(store, StoreError))
+        clock_evidence.load(trusted, store)
+        store.use_clock(trusted)
         supervisor = Supervisor(Backoff(initial_s=0.2, maximum_s=1.0))
         cart: Cart | None = None
 
@@ -57,7 +64,7 @@ class OfflineCart:
                 raise ActionError("no locker configured")
             Compartments(store).sync_from_config(list(cfg.locker.compartments))
             cart = Cart(CartContext(cfg=cfg, store=store, locker=locker,
-                                    feedback=FeedbackBus()))
+                                    feedback=FeedbackBus(), clock=trusted, trusted=trusted))
             supervisor.start(cart)
             supervisor.start(locker)
             deadline = time.monotonic() + READY_S

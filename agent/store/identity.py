@@ -58,7 +58,8 @@ def snapshot(conn: sqlite3.Connection, since_seq: int) -> dict[str, Any]:
     conn.execute("BEGIN")
     try:
         last = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM transactions").fetchone()[0]
-        txs = conn.execute("SELECT id, seq, type, at, data, state, synced_at FROM transactions "
+        txs = conn.execute("SELECT id, seq, type, at, data, state, synced_at, clock "
+                           "FROM transactions "
                            "WHERE seq > ? ORDER BY seq", (since_seq,)).fetchall()
         used = conn.execute(
             "SELECT u.jti, u.used_at, u.tx_id, u.svc FROM used_tokens u JOIN transactions t "

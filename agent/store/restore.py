@@ -25,12 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.clock import TrustedClock
+from agent.clock import evidence as clock_evidence
 from agent.contract import rfc3339
 from agent.ids import new_ulid
 from agent.store import backup, identity
 from agent.store.errors import StoreError
 from agent.store.files import DataDirLock, fsync_dir, private_file
 from agent.store.transactions import Store
+
+DEFAULT_SKEW_S = 120  # only the clock's alarm depends on it, and a restore raises none
 
 
 class RestoreError(Exception):
@@ -80,9 +84,10 @@ def _usable(path: Path, cart_id: str, store_id: str | None) -> str | None:
 
 def _lay_over(conn: sqlite3.Connection, since: dict[str, Any]) -> dict[str, int]:
     counts: dict[str, int] = {}
+    # identity.json files from before the clock column hold 7 members per row
+    rows = [[*r, None][:8] for r in since.get("transactions") or []]
     cur = conn.executemany("INSERT OR IGNORE INTO transactions(id, seq, type, at, data, state, "
-                           "synced_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                           since.get("transactions") or [])
+                           "synced_at, clock) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
     counts["transactions"] = cur.rowcount
     cur = conn.executemany("INSERT OR IGNORE INTO used_tokens(jti, used_at, tx_id, svc) "
                            "VALUES (?, ?, ?, ?)", since.get("used_tokens") or [])
@@ -187,15 +192,19 @@ def _restore_from(chosen: Path, cart_id: str, db_path: Path,
                     # the two are not known here (the server has them)
                     gap = [backup_seq + 1, int(since["seq"])]
             lost = [kept_seq + 1, known] if known > kept_seq else None
+            # Dated like every record: never below what the restored records say.
+            trusted = TrustedClock(DEFAULT_SKEW_S)
+            clock_evidence.load(trusted, store)
+            at, source = trusted.stamp()
             data = {"backup": chosen.name, "backup_seq": backup_seq, "lost_seqs": lost,
                     "applied": applied, "unknown_token_use_seqs": gap}
-            w.execute("INSERT INTO transactions(id, seq, type, at, data, state) VALUES "
-                      "(?, ?, 'store.restored', ?, ?, 'pending')",
-                      (new_ulid(), known + 1, rfc3339(time.time()),
-                       json.dumps(data, separators=(",", ":"))))
+            w.execute("INSERT INTO transactions(id, seq, type, at, data, state, clock) VALUES "
+                      "(?, ?, 'store.restored', ?, ?, 'pending', ?)",
+                      (new_ulid(), known + 1, rfc3339(at),
+                       json.dumps(data, separators=(",", ":")), source))
             w.execute("INSERT INTO meta(key, value) VALUES ('restored_at', ?) "
                       "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                      (rfc3339(time.time()),))
+                      (rfc3339(at),))
         store_id = store.store_id
         if store.quick_check():
             raise RestoreError(f"the restored copy of {chosen.name} failed quick_check")

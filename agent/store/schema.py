@@ -65,7 +65,14 @@ def _v1(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+def _v2(db: sqlite_utils.Database) -> None:
+    # Which clock dated each record: 'wall', 'corrected' (the trusted clock's evidence, the
+    # wall clock being behind) or 'unknown' (no evidence; the server should re-date it).
+    # NULL: a record from before this column, dated by the wall clock.
+    db.execute("ALTER TABLE transactions ADD COLUMN clock TEXT")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

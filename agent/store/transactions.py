@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from agent.contract import parse_rfc3339, rfc3339
@@ -30,6 +30,14 @@ from agent.store.text import clean, clean_params
 Clock = Callable[[], float]
 
 
+class StampingClock(Protocol):
+    """A clock that also says which clock stands behind a record's time (agent/clock)."""
+
+    def __call__(self) -> float: ...
+
+    def stamp(self) -> tuple[float, str]: ...
+
+
 @dataclass(frozen=True)
 class Tx:
     id: str
@@ -39,10 +47,17 @@ class Tx:
     at: str
     data: dict[str, Any]
     state: str = "pending"
+    clock: str | None = None  # which clock dated `at`; None: a record from before it was said
 
     def wire(self) -> dict[str, Any]:
-        return {"id": self.id, "seq": self.seq, "cart": self.cart, "type": self.type,
-                "at": self.at, "data": self.data}
+        # `clock` only when the wall clock did not date it ("corrected", "unknown"): an ingest
+        # that does not know the member still takes every ordinary record (and records from
+        # before the column were dated by the wall clock too).
+        doc = {"id": self.id, "seq": self.seq, "cart": self.cart, "type": self.type,
+               "at": self.at, "data": self.data}
+        if self.clock not in (None, "wall"):
+            doc["clock"] = self.clock
+        return doc
 
 
 def connect(path: Path, timeout_s: float = 10.0) -> sqlite3.Connection:
@@ -87,7 +102,8 @@ class Writer:
         # lock), read from the unique index; prune() never deletes the newest row, so the
         # count never restarts.
         tx_id = new_ulid()
-        when = rfc3339(self._store.clock() if at is None else at)
+        stamp, source = self._store.stamp() if at is None else (at, "wall")
+        when = rfc3339(stamp)
         text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
         try:
             text.encode("utf-8")
@@ -96,12 +112,13 @@ class Writer:
             text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
         type_ = clean(type_)
         seq = self.conn.execute(
-            "INSERT INTO transactions(id, seq, type, at, data, state) VALUES "
-            "(?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM transactions), ?, ?, ?, 'pending') "
+            "INSERT INTO transactions(id, seq, type, at, data, state, clock) VALUES "
+            "(?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM transactions), ?, ?, ?, 'pending', ?) "
             "RETURNING seq",
-            (tx_id, type_, when, text),
+            (tx_id, type_, when, text, source),
         ).fetchone()[0]
-        tx = Tx(id=tx_id, seq=seq, cart=self._store.cart_id, type=type_, at=when, data=data)
+        tx = Tx(id=tx_id, seq=seq, cart=self._store.cart_id, type=type_, at=when, data=data,
+                clock=source)
         return tx
 
     def execute(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> sqlite3.Cursor:
@@ -120,7 +137,8 @@ class Store:
         migrated or written; a missing store raises StoreError."""
         self.path = Path(path)
         self.cart_id = cart_id
-        self.clock = clock
+        self.clock: Clock = clock
+        self.stamp: Callable[[], tuple[float, str]] = lambda: (self.clock(), "wall")
         self._lock = threading.RLock()
         ident = identity.read(self.path.parent) if guard else None
         fresh = not self.path.exists() or self.path.stat().st_size == 0
@@ -189,6 +207,12 @@ class Store:
                                "store with `cart-agent restore` (see README, 'When the store "
                                "is lost').")
 
+    def use_clock(self, clock: StampingClock) -> None:
+        """Date everything from now on with the trusted clock (the daemon's, once it has read
+        its evidence from this store)."""
+        self.clock = clock
+        self.stamp = clock.stamp
+
     def last_seq(self) -> int:
         return int(self.query("SELECT COALESCE(MAX(seq), 0) AS n FROM transactions")[0]["n"])
 
@@ -256,7 +280,7 @@ class Store:
     def pending_batch(self, max_count: int, max_bytes: int, after_seq: int = 0) -> list[Tx]:
         """Oldest pending transactions with seq > after_seq, bounded in count and bytes."""
         rows = self.query(
-            "SELECT id, seq, type, at, data FROM transactions "
+            "SELECT id, seq, type, at, data, clock FROM transactions "
             "WHERE state = 'pending' AND seq > ? ORDER BY seq LIMIT ?",
             (after_seq, max_count),
         )
@@ -267,7 +291,7 @@ class Store:
             if batch and size > max_bytes:
                 break
             batch.append(Tx(id=row["id"], seq=row["seq"], cart=self.cart_id, type=row["type"],
-                            at=row["at"], data=json.loads(row["data"])))
+                            at=row["at"], data=json.loads(row["data"]), clock=row["clock"]))
         return batch
 
     def mark_synced(self, ids: list[str]) -> int:
@@ -303,13 +327,13 @@ class Store:
                 "oldest_pending_s": round(age, 1)}
 
     def get_tx(self, tx_id: str) -> Tx | None:
-        rows = self.query("SELECT id, seq, type, at, data, state FROM transactions WHERE id = ?",
-                          (tx_id,))
+        rows = self.query("SELECT id, seq, type, at, data, state, clock FROM transactions "
+                          "WHERE id = ?", (tx_id,))
         if not rows:
             return None
         r = rows[0]
         return Tx(id=r["id"], seq=r["seq"], cart=self.cart_id, type=r["type"], at=r["at"],
-                  data=json.loads(r["data"]), state=r["state"])
+                  data=json.loads(r["data"]), state=r["state"], clock=r["clock"])
 
     def prune(self, retention_days: int) -> int:
         """Delete synced rows older than the retention; pending rows are never pruned."""

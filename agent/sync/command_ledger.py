@@ -17,12 +17,13 @@ from typing import Any
 
 from agent.contract import COMMAND_ID_PATTERN, CommandError, check_args, rfc3339
 from agent.store import Store, StoreError
-from agent.sync.downlink import ControlError, peek_id, read_control
+from agent.sync.downlink import ControlError, peek_id, read_control, server_time
 
 log = logging.getLogger(__name__)
 
 ID_PATTERN = re.compile(COMMAND_ID_PATTERN)
-ENVELOPE_KEYS = {"id", "name", "args", "cart"}  # `cart`: optional binding, see check_envelope
+# `cart`: optional binding, see check_envelope; `at`: the server's time (contract section 6)
+ENVELOPE_KEYS = {"id", "name", "args", "cart", "at"}
 
 
 def check_envelope(doc: dict[str, Any], cart_id: str) -> tuple[str, str, dict[str, Any]]:
@@ -55,11 +56,13 @@ class CommandDesk:
 
     def __init__(self, store: Store, cart_id: str,
                  handler: Callable[[str, dict[str, Any]], object],
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 on_server_time: Callable[[float, bool], None] | None = None) -> None:
         self.store = store
         self.cart_id = cart_id
         self.handler = handler
         self.clock = clock
+        self.on_server_time = on_server_time
 
     def handle(self, payload: bytes, fleet_keys: dict[str, str]) -> dict[str, Any]:
         try:
@@ -69,6 +72,9 @@ class CommandDesk:
             seen_id = peek_id(payload)
             log.warning("command %s refused: %s", seen_id or "(no id)", exc)
             return answer(seen_id, False, error=str(exc))
+        at = server_time(doc, "command")
+        if at is not None and self.on_server_time is not None:
+            self.on_server_time(at, True)  # commands are live: retained ones are refused
         previous = self._lookup(cmd_id)
         if previous is not None:
             return previous

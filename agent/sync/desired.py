@@ -37,7 +37,7 @@ from agent.config import AgentConfig, ConfigError, load
 from agent.contract import rfc3339
 from agent.store import Store
 from agent.store.config_layers import applied_layers, config_versions
-from agent.sync.downlink import ControlError, Signer, read_signed
+from agent.sync.downlink import ControlError, Signer, read_signed, server_time
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +163,8 @@ class DesiredConfig:
         self.store = store
         self.cart_id = cart_id
         self.clock = clock
+        # The server's `at` on a desired document: evidence, never live (it is retained).
+        self.on_server_time: Callable[[float, bool], None] | None = None
 
     # --- reading a desired document ---------------------------------------------------
 
@@ -171,9 +173,12 @@ class DesiredConfig:
         label = LABEL[scope]
         doc, signer = read_signed(payload, current.security.fleet_keys,
                                   current.security.root_keys, label)
-        unknown = sorted(set(doc) - {"version", "config", "cart"})
+        unknown = sorted(set(doc) - {"version", "config", "cart", "at"})
         if unknown:
             raise ControlError(f"{label}: unknown member(s): {', '.join(unknown)}")
+        at = server_time(doc, label)
+        if at is not None and self.on_server_time is not None:
+            self.on_server_time(at, False)
         version = doc.get("version")
         if isinstance(version, bool) or not isinstance(version, int):
             raise ControlError(f"{label}: version must be an integer")

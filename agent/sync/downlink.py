@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from agent.contract import parse_rfc3339
 from agent.jws import (
     JwsError,
     b64url_decode,
@@ -20,6 +22,8 @@ from agent.jws import (
     strict_json_object,
     verify,
 )
+
+log = logging.getLogger(__name__)
 
 MAX_CONTROL_BYTES = 256 * 1024
 
@@ -100,4 +104,19 @@ def peek_id(payload: bytes) -> str | None:
         except UnicodeEncodeError:
             return None
         return ident
+    return None
+
+
+def server_time(doc: dict[str, Any], what: str) -> float | None:
+    """The server's `at` on a downlink (contract section 6), or None. A malformed one is
+    ignored with a warning: it is evidence of the time, never a reason to refuse the rest."""
+    at = doc.get("at")
+    if at is None:
+        return None
+    if isinstance(at, str) and 0 < len(at) <= 40:
+        try:
+            return parse_rfc3339(at)
+        except ValueError:
+            pass
+    log.warning("%s: ignored a malformed server time %r", what, str(at)[:40])
     return None

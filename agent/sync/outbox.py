@@ -19,7 +19,7 @@ from typing import Any
 
 from agent.config import MqttConfig
 from agent.store import Store, Tx
-from agent.sync.downlink import ControlError, parse_json_object
+from agent.sync.downlink import ControlError, parse_json_object, server_time
 from agent.sync.link import PubAck
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,11 @@ def encode_batch(cart: str, txs: list[Tx], max_bytes: int) -> tuple[bytes, int]:
 
 
 def parse_ack(payload: bytes) -> list[str]:
+    return read_ack(payload)[0]
+
+
+def read_ack(payload: bytes) -> tuple[list[str], float | None]:
+    """The acked ids and the server's time on the ack (None when it sent none)."""
     if len(payload) > MAX_ACK_BYTES:
         raise ControlError(f"ack of {len(payload)} bytes is too large")
     doc: dict[str, Any] = parse_json_object(payload, "ack")
@@ -63,7 +68,7 @@ def parse_ack(payload: bytes) -> list[str]:
         raise ControlError("ack: ids must be a list of transaction ids")
     if len(ids) > MAX_ACK_IDS:
         raise ControlError(f"ack: more than {MAX_ACK_IDS} ids")
-    return ids
+    return ids, server_time(doc, "ack")
 
 
 @dataclass
@@ -74,6 +79,7 @@ class Outbox:
     cfg: MqttConfig
     publish: Publish
     clock: Callable[[], float] = time.monotonic
+    on_server_time: Callable[[float, bool], None] | None = None
     backlog: bool = True  # the last look at the store found rows: look again soon
     _batches: list[Batch] = field(default_factory=list)
     _by_mid: dict[int, Batch] = field(default_factory=dict)
@@ -155,9 +161,13 @@ class Outbox:
         ids: list[str] = []
         for payload in payloads:
             try:
-                ids.extend(parse_ack(payload))
+                acked, at = read_ack(payload)
             except ControlError as exc:
                 log.warning("ignored a bad ack: %s", exc)
+                continue
+            ids.extend(acked)
+            if at is not None and self.on_server_time is not None:
+                self.on_server_time(at, True)  # acks are live: the session is clean
         if not ids:
             return 0
         changed = self.store.mark_synced(ids)

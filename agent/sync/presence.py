@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agent import __version__
+from agent.clock import TrustedClock
 from agent.contract import rfc3339
 from agent.store import Store
 from agent.store.config_layers import config_versions
@@ -30,19 +31,29 @@ def disk_free_mb(path: str) -> int | None:
 class Presence:
     def __init__(self, store: Store, data_dir: str,
                  health_snapshot: Callable[[], dict[str, dict[str, Any]]],
-                 started_at: float, clock: Callable[[], float] = time.time) -> None:
+                 started_at: float, clock: Callable[[], float] = time.time,
+                 trusted: TrustedClock | None = None) -> None:
         self.store = store
         self.data_dir = data_dir
         self.health_snapshot = health_snapshot
         self.started_at = started_at
         self.clock = clock
+        self.trusted = trusted
 
-    def status(self, state: str) -> bytes:
-        """`online` on connect; `offline` as the last will and on a clean stop."""
+    def status(self, state: str, since: float) -> bytes:
+        """`online` on connect; `offline` as the last will and on a clean stop. `since` is
+        when this connection was made; `at` when the payload was made (for a last will, set
+        at connect time, that is also the connection time, not when the cart went away)."""
         versions = config_versions(self.store)
-        return encode({"state": state, "at": rfc3339(self.clock()), "agent_version": __version__,
+        return encode({"state": state, "since": rfc3339(since), "at": rfc3339(self.clock()),
+                       "agent_version": __version__,
                        "config_version": versions["config_version"],
                        "fleet_config_version": versions["fleet_config_version"]})
+
+    def clock_state(self) -> dict[str, Any]:
+        if self.trusted is None:
+            return {"source": "wall", "offset_s": 0.0, "alarm": None}
+        return self.trusted.state().public()
 
     def devices(self) -> dict[str, dict[str, Any]]:
         snapshot = self.health_snapshot()
@@ -66,4 +77,5 @@ class Presence:
             "devices": self.devices(),
             "uptime_s": round(max(0.0, now - self.started_at), 1),
             "disk_free_mb": disk_free_mb(self.data_dir),
+            "clock": self.clock_state(),
         })

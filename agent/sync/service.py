@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.backoff import Backoff
+from agent.clock import TrustedClock
 from agent.config import AgentConfig
 from agent.contract import Topics, rfc3339
 from agent.health import Health
@@ -71,7 +72,8 @@ class SyncService:
 
     def __init__(self, cfg: AgentConfig, config_path: str, store: Store,
                  health_snapshot: HealthSnapshot, command_handler: CommandHandler,
-                 hand_over: HandOver, started_at: float) -> None:
+                 hand_over: HandOver, started_at: float,
+                 clock: TrustedClock | None = None) -> None:
         self.cfg = cfg
         self.link = cfg.mqtt  # what this service connects with, for its whole life
         self.store = store
@@ -83,14 +85,21 @@ class SyncService:
         self._next_rollback_ask = 0.0
         self._command_handler = command_handler
         self._started_at = started_at
-        self._presence = Presence(store, cfg.data_dir, health_snapshot, started_at)
-        self._desired = DesiredConfig(config_path, store, cfg.cart_id)
-        self._desk = CommandDesk(store, cfg.cart_id, self._dispatch)
+        self._trusted = clock
+        self._now: Callable[[], float] = clock or time.time
+        self._presence = Presence(store, cfg.data_dir, health_snapshot, started_at,
+                                  clock=self._now, trusted=clock)
+        self._desired = DesiredConfig(config_path, store, cfg.cart_id, self._now)
+        self._desired.on_server_time = self._server_time
+        self._desk = CommandDesk(store, cfg.cart_id, self._dispatch,
+                                 on_server_time=self._server_time)
+        self._since = self._now()  # when the current connection was made
         self._wake = threading.Event()
         self._online = False
         self._rng = random.Random()
         self._link: Link | None = None
-        self._outbox = Outbox(store, cfg.cart_id, self.topics.tx, self.link, self._publish_qos)
+        self._outbox = Outbox(store, cfg.cart_id, self.topics.tx, self.link, self._publish_qos,
+                              on_server_time=self._server_time)
         self._protocol = MQTT5
         self._attempt = 0
         self._next_try = 0.0
@@ -98,6 +107,11 @@ class SyncService:
         self._next_poll = 0.0
         self._next_telemetry = 0.0
         self._t = self.topics  # the topics of the current connection (the prefix may change)
+
+    def _server_time(self, at: float, live: bool) -> None:
+        """The server's `at` on a downlink: evidence for the trusted clock (contract 6)."""
+        if self._trusted is not None:
+            self._trusted.server_time(at, live)
 
     # --- the API the runtime uses ---------------------------------------------------------
 
@@ -170,7 +184,8 @@ class SyncService:
 
     def _open(self) -> None:
         self._t = self.topics
-        will = (self._t.status, self._presence.status("offline"))
+        self._since = self._now()
+        will = (self._t.status, self._presence.status("offline", self._since))
         try:
             link = Link(self.link, f"cart-{self.cfg.cart_id}", self._protocol, will,
                         max_inflight=self.link.max_inflight_batches + 16)
@@ -200,7 +215,8 @@ class SyncService:
             return
         if self._online:
             # A clean DISCONNECT does not fire the will: say offline ourselves.
-            link.publish(self._t.status, self._presence.status("offline"), 1, retain=True)
+            link.publish(self._t.status, self._presence.status("offline", self._since), 1,
+                         retain=True)
         link.close()
         self._online = False
         self.health.set_error(f"offline: {reason}")
@@ -242,7 +258,7 @@ class SyncService:
                  event.protocol)
         self._link.subscribe(self._t.down())
         self._outbox.reset()
-        self._publish(self._t.status, self._presence.status("online"), retain=True)
+        self._publish(self._t.status, self._presence.status("online", self._since), retain=True)
         self._publish(self._t.reported, encode(self._desired.report()), retain=True)
         self._next_telemetry = 0.0
         self._next_poll = 0.0
@@ -289,8 +305,9 @@ class SyncService:
             self._wake.set()
             return {"pending": self.store.queue_stats()["pending"]}
         if name == "ping":
-            return {"pong": True, "at": rfc3339(time.time()),
-                    "uptime_s": round(time.time() - self._started_at, 1)}
+            now = self._now()
+            return {"pong": True, "at": rfc3339(now),
+                    "uptime_s": round(now - self._started_at, 1)}
         return self._command_handler(name, args)
 
     # --- desired config -----------------------------------------------------------------
@@ -327,4 +344,4 @@ class SyncService:
 
     def _report(self, report: dict[str, Any]) -> None:
         self._publish(self._t.reported, encode(report), retain=True)
-        self._publish(self._t.status, self._presence.status("online"), retain=True)
+        self._publish(self._t.status, self._presence.status("online", self._since), retain=True)

@@ -94,7 +94,24 @@ def sync_state(read: ReadModel, health: HealthView, tz: ZoneInfo) -> dict[str, A
         state["since"] = local_time(tz, since if isinstance(since, float | str) else None,
                                     "%m-%d %H:%M:%S")
         state["error"] = "" if snap.get("ok") else str(snap.get("error") or "")[:200]
+    state["clock"] = clock_state(health)
     return state
+
+
+CLOCK_ALARMS = {
+    None: ("正常", "OK"),
+    "behind": ("系统时钟落后，已按记录校正", "Wall clock behind: corrected from the records"),
+    "ahead": ("系统时钟超前于服务器", "Wall clock ahead of the server"),
+    "unknown": ("时间未知，暂停验码", "Time unknown: codes refused"),
+}
+
+
+def clock_state(health: HealthView) -> dict[str, Any]:
+    clock = health.clock()
+    alarm = clock.get("alarm")
+    zh, en = CLOCK_ALARMS.get(alarm, (str(alarm), str(alarm)))
+    return {"alarm": alarm, "zh": zh, "en": en, "offset": f"{clock.get('offset_s', 0):+.0f} s",
+            "source": clock.get("source")}
 
 
 def grid(read: ReadModel, tz: ZoneInfo) -> list[dict[str, Any]]:
@@ -142,16 +159,25 @@ TX_NAMES = {
     "compartment.out_of_service": "柜格停用/启用 Compartment service",
     "cart.out_of_service": "整车停用/启用 Cart service",
     "report.printed": "打印日报 Report printed",
+    "clock.behind": "时钟落后 Clock behind", "clock.ahead": "时钟超前 Clock ahead",
+    "clock.unknown": "时间未知 Clock unknown", "clock.ok": "时钟恢复 Clock OK",
 }
+
+
+def _two_names(name: str) -> tuple[str, str]:
+    zh, _, en = name.partition(" ")
+    return zh, en
 
 
 def report(cfg: AgentConfig, raw: dict[str, Any]) -> dict[str, Any]:
     services = cfg.ticket_services
     return {
         "day": raw["day"],
-        "transactions": [(TX_NAMES.get(t, t), n) for t, n in raw["transactions"].items()],
-        "tickets": [(f"{services[s].zh} {services[s].en}" if s in services else s, n)
-                    for s, n in raw["tickets"].items()],
+        # (zh, en, count): the English half is marked lang="en" on the page.
+        "transactions": [(*_two_names(TX_NAMES.get(t, t)), n)
+                         for t, n in raw["transactions"].items()],
+        "tickets": [((services[s].zh, services[s].en) if s in services else (s, ""))
+                    + (n,) for s, n in raw["tickets"].items()],
         "parcels": raw["parcels"],
         "waiting": [{"compartment": w["compartment"], "parcel": w["parcel"],
                      "since": local_time(cfg.tz, w["since"])} for w in raw["waiting"]],

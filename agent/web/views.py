@@ -209,7 +209,7 @@ def build_app(web: WebContext) -> Bottle:
         return render("resident", title="便民服务车 Service cart", cart_id=now.cart_id,
                       locker=bool(now.locker.enabled and now.locker.compartments),
                       services=services, status=present.resident_status(read, health),
-                      tz=now.timezone)
+                      tz=now.timezone, answer_s=now.web.answer_s)
 
     @get("/events")
     def events() -> Any:

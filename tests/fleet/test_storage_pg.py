@@ -35,7 +35,7 @@ def test_fresh_database_gets_every_migration_and_the_indexes(pg):
                 "SELECT column_name FROM information_schema.columns WHERE table_name = "
                 "'cart_transactions' ORDER BY ordinal_position")]
         assert versions == list(range(1, LATEST + 1))
-        assert columns == ["id", "cart", "seq", "type", "at", "data", "received_at"]
+        assert columns == ["id", "cart", "seq", "type", "at", "data", "received_at", "clock"]
         assert {"cart_transactions_pkey", "cart_transactions_cart_seq",
                 "cart_transactions_type_at", "cart_transactions_at",
                 "cart_transactions_received_brin"} <= indexes(url, "cart_transactions")
@@ -95,16 +95,19 @@ def test_copy_batches_store_once_and_keep_the_bytes(pg):
     storage = PostgresStorage(url)
     try:
         other = ("01J0000000000000000000000B", "bc-01", 2, "ticket.issue",
-                 "2026-12-02T10:00:00.500+08:00", "{}")
+                 "2026-12-02T10:00:00.500+08:00", "{}", "corrected")
         # The same id twice in one batch (a resend merged into one pull) is stored once.
         assert storage.store([ROW, other, ROW], NOW) == 2
         assert storage.store([ROW], NOW) == 0
         with psycopg.connect(url) as conn:
-            data, at = conn.execute("SELECT data, at FROM cart_transactions WHERE id = %s",
-                                    [other[0]]).fetchone()  # type: ignore[misc]
-            first = conn.execute("SELECT data FROM cart_transactions WHERE id = %s",
+            data, at, clock = conn.execute(
+                "SELECT data, at, clock FROM cart_transactions WHERE id = %s",
+                [other[0]]).fetchone()  # type: ignore[misc]
+            first = conn.execute("SELECT data, clock FROM cart_transactions WHERE id = %s",
                                  [ROW[0]]).fetchone()
+        assert clock == "corrected"  # the cart's trusted clock dated it
         assert first is not None
+        assert first[1] is None  # a record dated by the wall clock says nothing
         assert first[0]["items"] == ["米饭", "青菜"]
         assert first[0]["note"] == 'tab\there, \\ backslash, "quote"'
         assert at.isoformat() == "2026-12-02T02:00:00.500000+00:00"

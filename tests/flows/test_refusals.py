@@ -75,9 +75,10 @@ def test_signature_key_and_algorithm_refusals(rig: Rig) -> None:
 
 def test_time_cart_and_service_refusals(rig: Rig) -> None:
     now = time.time()
-    refused(rig, rig.issuer.token("ticket", service="gov", ttl=-600, now=now), "expired")
+    refused(rig, rig.issuer.token("ticket", service="gov", ttl=600, now=now - 1200), "expired")
     # within the clock-skew allowance (120 s) an expired token still passes
-    assert rig.scan(rig.issuer.token("ticket", service="gov", ttl=-60)).kind == "accepted"
+    assert rig.scan(rig.issuer.token("ticket", service="gov", ttl=60,
+                                     now=now - 120)).kind == "accepted"
     early = jws.sign({"svc": "ticket", "service": "gov", "jti": "early", "nbf": int(now + 3600),
                       "exp": int(now + 7200)}, rig.issuer.key, "k1")
     refused(rig, early, "not_yet_valid")

@@ -15,6 +15,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from agent.clock import TrustedClock
 from agent.config import AgentConfig, load, overlay
 from agent.contract import CommandError, parse_rfc3339
 from agent.runtime.reconfigure import Reconfigure
@@ -64,6 +65,7 @@ class Cart:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._owner: threading.Thread | None = None
+        self.trusted: TrustedClock | None = None  # set before start() to give sync a clock
 
     def handle(self, name: str, args: dict[str, Any]) -> object:
         self.executed.append((name, args))
@@ -101,7 +103,8 @@ class Cart:
             health_snapshot=lambda: {"scanner": {"ok": True, "error": None},
                                      "printer": {"ok": False, "error": "paper out"},
                                      "locker": {"ok": True, "error": None}},
-            command_handler=self.handle, hand_over=self._changes.put, started_at=time.time())
+            command_handler=self.handle, hand_over=self._changes.put, started_at=time.time(),
+            clock=self.trusted)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self.service.run, args=(self._stop,),
                                         name="test-sync", daemon=True)

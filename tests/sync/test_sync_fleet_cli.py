@@ -130,6 +130,8 @@ def test_push_status_and_commands_against_a_running_cart(
     assert mine["queue"]["pending"] >= 0
     assert mine["devices"]["printer"]["error"] == "paper out"
     assert mine["config_status"] == "rejected"
+    assert isinstance(mine["since"], str)
+    assert mine["clock"] == {"source": "wall", "offset_s": 0.0, "alarm": None}
     code, out, _ = run(capsys, "status", "--port", port, "--wait", "0.5")
     assert code == 0
     assert CART in out

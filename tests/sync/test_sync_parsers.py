@@ -10,11 +10,12 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from agent.contract import parse_rfc3339
 from agent.ids import new_ulid
 from agent.store import Store, Tx
 from agent.sync.command_ledger import CommandDesk
 from agent.sync.downlink import ControlError, read_control
-from agent.sync.outbox import encode_batch, parse_ack
+from agent.sync.outbox import encode_batch, parse_ack, read_ack
 from fleet.ingest import BadPayload, parse_tx_message
 
 SETTINGS = settings(max_examples=200, deadline=None,
@@ -113,3 +114,22 @@ def test_ingest_parser_refuses_or_returns_valid_rows(payload: bytes, topic: str)
         return
     assert cart == "bc-01"
     assert all(r[1] == "bc-01" for r in rows)
+
+
+def test_record_clock_and_server_time_on_the_wire() -> None:
+    txs = [Tx(id=new_ulid(), seq=i + 1, cart="bc-01", type="ticket.issue",
+              at="2026-12-02T08:00:00.000Z", data={}, clock=clock)
+           for i, clock in enumerate(["wall", "corrected", "unknown", None])]
+    wires = [tx.wire() for tx in txs]
+    assert [w.get("clock") for w in wires] == [None, "corrected", "unknown", None]
+    payload, count = encode_batch("bc-01", txs, 65536)
+    _cart, rows, bad = parse_tx_message("carts", "carts/bc-01/tx", payload)
+    assert (len(rows), bad, count) == (4, 0, 4)
+    forged = json.dumps({"cart": "bc-01", "txs": [{**wires[1], "clock": "sundial"}]}).encode()
+    assert parse_tx_message("carts", "carts/bc-01/tx", forged)[1:] == ([], 1)
+    ids, at = read_ack(json.dumps({"ids": [txs[0].id], "at": "2026-12-02T08:00:01.000Z"}
+                                  ).encode())
+    assert ids == [txs[0].id]
+    assert at == parse_rfc3339("2026-12-02T08:00:01.000Z")
+    assert read_ack(json.dumps({"ids": [], "at": "yesterday"}).encode()) == ([], None)
+    assert read_ack(b'{"ids": []}') == ([], None)

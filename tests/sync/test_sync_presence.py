@@ -23,7 +23,8 @@ def test_status_and_telemetry(broker, make_cart, make_watcher):
     assert cart.service.health.snapshot()["protocol"] == "5"
 
     telemetry = watcher.wait_for(TELEMETRY)
-    assert set(telemetry) == {"at", "queue", "devices", "uptime_s", "disk_free_mb"}
+    assert set(telemetry) == {"at", "queue", "devices", "uptime_s", "disk_free_mb", "clock"}
+    assert set(telemetry["clock"]) == {"source", "offset_s", "alarm"}
     assert set(telemetry["queue"]) == {"pending", "oldest_pending_s"}
     assert telemetry["devices"] == {"scanner": {"ok": True, "error": None},
                                     "printer": {"ok": False, "error": "paper out"},

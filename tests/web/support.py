@@ -41,9 +41,9 @@ class ScreenshotDir:
         return self.test_dir / "screenshots"
 
     def __truediv__(self, name: str) -> Path:
-        folder = self.folder
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder / name
+        path = self.folder / name  # a name may hold a subfolder: "a11y/idle.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
 
 
 SCREENSHOTS = ScreenshotDir()

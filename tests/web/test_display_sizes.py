@@ -24,8 +24,9 @@ pytestmark = pytest.mark.browser
 
 SIZES = [(800, 480), (1024, 600), (1280, 800)]
 
-# Every visible element: outside the viewport (left/right always; below only where the page
-# must not scroll), or holding more than its box shows where its overflow is clipped.
+# Every visible element (text only for screen readers aside): outside the viewport (left/right
+# always; below only where the page must not scroll), or holding more than its box shows where
+# its overflow is clipped.
 OVERFLOWS = """(mayScrollDown) => {
   const bad = [];
   const doc = document.documentElement;
@@ -36,6 +37,7 @@ OVERFLOWS = """(mayScrollDown) => {
     const style = getComputedStyle(el);
     const box = el.tagName !== "HTML" && el.tagName !== "BODY";
     if (style.display === "none" || style.visibility === "hidden") continue;
+    if (el.closest(".sr-only")) continue;  // for screen readers: a clipped 1 px box on purpose
     const r = el.getBoundingClientRect();
     if (r.width === 0 && r.height === 0) continue;
     const name = el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") +

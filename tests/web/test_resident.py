@@ -1,5 +1,6 @@
 """The resident screen in headless Chromium: idle, then each answer pushed live within a second
-of the scan on the simulated scanner, colour by kind, back to idle after ten seconds."""
+of the scan on the simulated scanner, colour by kind, back to idle after web.answer_s (20 s by
+default) unless a tap keeps the answer up."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def scan_and_see(rig: WebRig, page: Any, code: str, text: str) -> float:
 
 def test_resident_screen_answers_live(web_rig: WebRig, page: Any) -> None:
     rig = web_rig
-    page.clock.install()                  # the ten seconds back to idle, without waiting them
+    page.clock.install()                  # the seconds back to idle, without waiting them
     page.goto(rig.base + "/")
     expect(page.locator("body")).to_have_attribute("data-live", "1")
     expect(page.locator("#idle")).to_be_visible()
@@ -76,12 +77,50 @@ def test_resident_screen_answers_live(web_rig: WebRig, page: Any) -> None:
     expect(page.locator("#answer-big")).to_have_text("1")
     expect(page.locator("#answer-en")).to_contain_text("Government services No. 1")
 
-    # Ten seconds after the last answer the screen is idle again.
-    page.clock.fast_forward(9000)
+    # Twenty seconds (web.answer_s) after the last answer the screen is idle again.
+    page.clock.fast_forward(19000)
     expect(page.locator("#answer")).to_be_visible()
     page.clock.fast_forward(1500)
     expect(page.locator("#idle")).to_be_visible()
     expect(page.locator("#answer")).to_be_hidden()
+
+
+def test_a_tap_keeps_the_answer_up(tmp_path: Path, page: Any) -> None:
+    rig = WebRig(tmp_path, web={"answer_s": 8})
+    try:
+        page.clock.install()
+        page.goto(rig.base + "/")
+        expect(page.locator("body")).to_have_attribute("data-live", "1")
+        answer, hint = page.locator("#answer"), page.locator("#answer-keep")
+        refusal = "请扫描应用中的取件码"  # what a scan of plain text gets
+        scan_and_see(rig, page, "hello", refusal)
+        expect(hint).to_have_text("轻触屏幕可保持显示 Tap the screen to keep this")
+        page.clock.fast_forward(5000)
+        page.mouse.click(400, 300)          # anywhere on the screen
+        expect(hint).to_contain_text("已保持显示，再次轻触返回")
+        page.clock.fast_forward(120_000)    # far past web.answer_s: still up
+        expect(answer).to_be_visible()
+        expect(page.locator("#answer-zh")).to_have_text(refusal)
+
+        # The next scan replaces it and counts down again, 8 s as configured.
+        rig.sim.scanner.scan("hello again")
+        expect(answer).not_to_have_attribute("data-kept", "1")
+        page.clock.fast_forward(7000)
+        expect(answer).to_be_visible()
+        page.clock.fast_forward(1500)
+        expect(page.locator("#idle")).to_be_visible()
+
+        # Kept, then a second tap puts it away.
+        rig.sim.scanner.scan("hello")
+        expect(answer).to_be_visible()
+        page.mouse.click(400, 300)
+        expect(answer).to_have_attribute("data-kept", "1")
+        page.mouse.click(400, 300)
+        expect(page.locator("#idle")).to_be_visible()
+        page.mouse.click(400, 300)          # a tap on the idle screen does nothing
+        expect(page.locator("#idle")).to_be_visible()
+    finally:
+        rig.stop()
 
 
 def test_resident_screen_shows_cart_out_of_service(web_rig: WebRig, page: Any) -> None:

@@ -1,46 +1,109 @@
 // The resident screen: each answer to a scan arrives over server-sent events and stays up
-// for IDLE_MS, then the screen goes back to explaining what can be scanned.
+// until the next scan or for the configured time (web.answer_s), then the screen goes back to
+// explaining what can be scanned. A tap keeps the answer up; a second tap puts it away.
 (function () {
   "use strict";
-  var IDLE_MS = 10000;
+  var screen = document.getElementById("screen");
+  var HOLD_MS = 1000 * (parseInt(screen.dataset.answerS, 10) || 20);
   var idle = document.getElementById("idle");
   var answer = document.getElementById("answer");
   var big = document.getElementById("answer-big");
+  var mark = document.getElementById("answer-mark");
+  var markZh = document.getElementById("answer-mark-zh");
+  var markEn = document.getElementById("answer-mark-en");
   var zh = document.getElementById("answer-zh");
   var en = document.getElementById("answer-en");
   var bar = document.getElementById("answer-timer");
+  var keep = document.getElementById("answer-keep");
+  var announce = document.getElementById("announce");
   var offline = document.getElementById("offline");
   var oos = document.getElementById("oos");
   var clock = document.getElementById("clock");
   var backToIdle = null;
 
-  function kindClass(ev) {
+  // The mark says what happened by shape and word, not colour alone: a tick in a circle, a
+  // cross in a diamond, a warning triangle, a box with an arrow in, an "i" in a circle.
+  var MARKS = {
+    ok: ["成功", "Accepted"], no: ["未通过", "Refused"], notice: ["请注意", "Please note"],
+    deposit: ["投递", "Deposit"], info: ["提示", "Information"]
+  };
+  var KEEP_HINTS = {
+    running: ["轻触屏幕可保持显示", "Tap the screen to keep this"],
+    kept: ["已保持显示，再次轻触返回", "Kept; tap again to close"]
+  };
+
+  function markOf(ev) {
     // A door left open is a request to the resident, shown like a refusal: calm amber.
+    if (ev.kind === "info" && ev.reason === "left_open") { return "notice"; }
+    return {accepted: "ok", refused: "no", deposit: "deposit"}[ev.kind] || "info";
+  }
+
+  function kindClass(ev) {
     if (ev.kind === "info" && ev.reason === "left_open") { return "kind-refused"; }
     return "kind-" + ev.kind;
   }
 
+  function say(el, words) {
+    el.querySelector(".zh").textContent = words[0];
+    el.querySelector(".en").textContent = words[1];
+  }
+
   function toIdle() {
+    if (backToIdle) { clearTimeout(backToIdle); }
+    backToIdle = null;
     answer.hidden = true;
     idle.hidden = false;
+    delete answer.dataset.kept;
     document.body.dataset.state = "idle";
   }
 
+  function hold() {
+    answer.dataset.kept = "1";
+    if (backToIdle) { clearTimeout(backToIdle); }
+    backToIdle = null;
+    bar.classList.remove("run");
+    say(keep, KEEP_HINTS.kept);
+  }
+
+  // Said once, politely, in a region that is always in the page: a region that appears with
+  // its text already in it is not announced by every screen reader.
+  function announceAnswer(words, ev) {
+    var zhPart = document.createElement("span");
+    zhPart.textContent = words[0] + "：" + ev.zh + " ";
+    var enPart = document.createElement("span");
+    enPart.lang = "en";
+    enPart.textContent = words[1] + ": " + ev.en;
+    announce.replaceChildren(zhPart, enPart);
+  }
+
   function show(ev) {
+    var kind = markOf(ev);
     answer.className = "answer " + kindClass(ev);
+    mark.dataset.mark = kind;
+    markZh.textContent = MARKS[kind][0];
+    markEn.textContent = MARKS[kind][1];
     big.textContent = ev.big || "";
     big.hidden = !ev.big;
     zh.textContent = ev.zh;
     en.textContent = ev.en;
     idle.hidden = true;
     answer.hidden = false;
+    delete answer.dataset.kept;
+    say(keep, KEEP_HINTS.running);
     document.body.dataset.state = "answer";
     document.body.dataset.kind = ev.kind;
+    bar.style.animationDuration = HOLD_MS + "ms";
     bar.classList.remove("run");
     void bar.offsetWidth;  // restart the countdown animation
     bar.classList.add("run");
     if (backToIdle) { clearTimeout(backToIdle); }
-    backToIdle = setTimeout(toIdle, IDLE_MS);
+    backToIdle = setTimeout(toIdle, HOLD_MS);
+    announceAnswer(MARKS[kind], ev);
+  }
+
+  function tapped() {
+    if (answer.hidden) { return; }
+    if (answer.dataset.kept) { toIdle(); } else { hold(); }
   }
 
   // The cart's configured time zone, so the clock agrees with the times in the answers.
@@ -62,6 +125,10 @@
     oos.hidden = !status.out_of_service;
   });
   source.addEventListener("open", function () { document.body.dataset.live = "1"; });
+  document.addEventListener("click", tapped);
+  document.addEventListener("keydown", function (e) {
+    if (e.key === " " || e.key === "Enter") { tapped(); }
+  });
   document.body.dataset.state = "idle";
   tick();
   setInterval(tick, 5000);
