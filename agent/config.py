@@ -154,6 +154,8 @@ class SecurityConfig(Strict):
     # security.*, the broker endpoint and credentials, file paths or listen addresses must be
     # signed by one of them (a fleet key is not enough; with none, those are not pushable).
     root_keys: KeyMap = {}
+    # Release keys: their one job is signing software releases (agent/update/).
+    release_keys: KeyMap = {}
     clock_skew_s: Annotated[int, Field(ge=0, le=3600)] = 120
     max_token_bytes: Annotated[int, Field(ge=256, le=8192)] = 2048
     revoked_jtis: Annotated[
@@ -161,7 +163,7 @@ class SecurityConfig(Strict):
     ] = []
     attendant_pin_hash: Annotated[str, Field(max_length=512, repr=False)] = ""
 
-    @field_validator("token_keys", "fleet_keys", "root_keys")
+    @field_validator("token_keys", "fleet_keys", "root_keys", "release_keys")
     @classmethod
     def _keys_decode(cls, keys: dict[str, str]) -> dict[str, str]:
         for kid, value in keys.items():

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 Problem = tuple[str, str]  # the key path inside the table, what is wrong
-KEY_MAPS = ("token_keys", "fleet_keys", "root_keys")
+KEY_MAPS = ("token_keys", "fleet_keys", "root_keys", "release_keys")
 
 
 class CrossFieldError(ValueError):

@@ -26,6 +26,9 @@ def is_ulid(text: str) -> bool:
     return len(text) == 26 and all(c in ULID_ALPHABET for c in text) and text[0] in "01234567"
 
 
+# The config file format this agent reads; a release's manifest names the lowest it needs.
+CONFIG_SCHEMA = 1
+
 # --- time ---------------------------------------------------------------------------------
 
 def rfc3339(ts: float) -> str:
@@ -123,6 +126,11 @@ SIGNATURES: dict[str, dict[str, Arg]] = {
                            "reason": Arg(str, required=False)},
     "revoke_token": {"jti": Arg(str)},
     "ping": {},
+    # A signed release published under URL/VERSION/ (see agent/update/): fetched, installed
+    # beside the running one and switched to at a quiet moment within `window_s`; kept only
+    # if healthy within `deadline_s` of the switch.
+    "update": {"version": Arg(str), "url": Arg(str), "window_s": Arg(int, required=False),
+               "deadline_s": Arg(int, required=False)},
 }
 
 
@@ -159,4 +167,5 @@ TX_TYPES = frozenset({
     "receipt.reprint", "report.printed", "attendant.lockout_reset", "store.restored",
     "config.applied", "config.rejected", "command.done",
     "clock.behind", "clock.ahead", "clock.unknown", "clock.ok",
+    "software.update",
 })

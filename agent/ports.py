@@ -45,6 +45,10 @@ class CartActions(Protocol):
 
     def reset_lockout(self, by: str) -> dict[str, Any]: ...
 
+    def request_update(self, args: dict[str, Any], cmd_id: str | None = None
+                       ) -> dict[str, Any]:
+        """Accept a fleet `update` job (agent/update/); carried out in the background."""
+
 
 class ReadModel(Protocol):
     """What the cart holds and has done, as the store (and the flow thread) know it."""

@@ -40,6 +40,7 @@ from fleet.keys import (
     read_signing_key,
     write_qr_png,
 )
+from fleet.release_cli import add_release_parsers, run_release, run_update
 from fleet.status import collect_status, format_status
 
 
@@ -122,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=10.0)
     _signing_flags(p)
     _broker_flags(p)
+
+    add_release_parsers(sub, _Parser, _signing_flags, _broker_flags)
 
     p = sub.add_parser(
         "desk", help="the fleet dashboard (web)",
@@ -238,6 +241,10 @@ def _run(args: argparse.Namespace) -> int:
             return 1
         print(json.dumps(outcome.result, ensure_ascii=False))
         return 0 if outcome.result.get("ok") is True else 1
+    if args.cmd == "release":
+        return run_release(args)
+    if args.cmd == "update":
+        return run_update(args, _options(args), _signer(args))
     if args.cmd == "desk":
         from fleet.desk.cli import run_desk
 

@@ -76,13 +76,39 @@ def _fold(entry: dict[str, Any]) -> dict[str, Any]:
         "disk_free_mb": telemetry.get("disk_free_mb"),
         "since": status.get("since"),  # when the cart's current (or last) connection began
         "clock": telemetry.get("clock"),  # the cart's trusted clock, as its telemetry says
+        "software": _newest_software(status, telemetry),
     }
+
+
+def _newest_software(status: dict[str, Any], telemetry: dict[str, Any]) -> dict[str, Any] | None:
+    """`software` from whichever of status and telemetry is newer (both carry it)."""
+    both = [d for d in (status, telemetry) if isinstance(d.get("software"), dict)]
+    if not both:
+        return None
+    newest = max(both, key=lambda d: str(d.get("at", "")))
+    software: dict[str, Any] = newest["software"]
+    return software
+
+
+def software_line(software: dict[str, Any] | None) -> str | None:
+    """running, pending (and its step) and the last outcome, for the text view."""
+    if not software:
+        return None
+    parts = []
+    if software.get("pending"):
+        parts.append(f"pending {software['pending']} ({software.get('step') or '?'})")
+    outcome = software.get("outcome")
+    if isinstance(outcome, dict):
+        verdict = "ok" if outcome.get("ok") else f"FAILED: {outcome.get('reason')}"
+        parts.append(f"last update {outcome.get('version')}: {verdict}")
+    return "    software: " + "; ".join(parts) if parts else None
 
 
 def format_status(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "no carts seen"
-    lines = [f"{'CART':<14}{'STATE':<9}{'LAST SEEN':<26}{'QUEUE':>7}  {'CONFIG':<12}DEVICES"]
+    lines = [f"{'CART':<14}{'STATE':<9}{'VERSION':<10}{'LAST SEEN':<26}{'QUEUE':>7}  "
+             f"{'CONFIG':<12}DEVICES"]
     for r in rows:
         queue = r["queue"]["pending"] if isinstance(r["queue"], dict) else "-"
         config = f"{r['config_version'] or '-'}/{r['fleet_config_version'] or '-'}"
@@ -91,8 +117,13 @@ def format_status(rows: list[dict[str, Any]]) -> str:
         devices = r["devices"] or {}
         health = " ".join(f"{name}:{'ok' if d.get('ok') else d.get('error') or 'down'}"
                           for name, d in devices.items() if isinstance(d, dict)) or "-"
-        lines.append(f"{r['cart']:<14}{r['state']:<9}{r['last_seen'] or '-':<26}{queue:>7}  "
-                     f"{config:<12}{health}")
+        software = r.get("software") or {}
+        running = software.get("running") or r.get("agent_version") or "-"
+        lines.append(f"{r['cart']:<14}{r['state']:<9}{running:<10}{r['last_seen'] or '-':<26}"
+                     f"{queue:>7}  {config:<12}{health}")
+        said = software_line(software)
+        if said:
+            lines.append(said)
         for error in r["config_errors"]:
             lines.append(f"    config: {error}")
         clock = r.get("clock")

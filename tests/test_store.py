@@ -199,3 +199,23 @@ def test_lone_surrogates_are_stored_as_valid_utf8_and_can_be_published(tmp_path:
     assert count == 1
     data = json.loads(payload.decode("utf-8"))["txs"][0]["data"]
     assert data == {"text": "a\\ud800b", "\\udfff": ["\\ud83d", "ok 中文"], "pair": "😀"}
+
+
+def test_a_store_from_a_newer_release_is_refused_untouched(tmp_path: Path) -> None:
+    """Forward-only migrations: an older agent (a rollback) refuses a newer schema, clearly,
+    and changes nothing in the file."""
+    import sqlite3
+
+    from agent.store.errors import StoreRefused
+    from agent.store.schema import SCHEMA_VERSION
+
+    path = tmp_path / "cart.db"
+    Store(path, "bc-test", guard=False).close()
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(StoreRefused, match=rf"schema {SCHEMA_VERSION + 1}, newer"):
+        Store(path, "bc-test", guard=False)
+    assert path.read_bytes() == before

@@ -42,6 +42,9 @@ def parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="queue, sync, config versions, devices, compartments")
     _config_arg(st)
     st.add_argument("--json", action="store_true")
+    doc = sub.add_parser("doctor", help="check an installed cart: one line per check")
+    _config_arg(doc)
+    doc.add_argument("--json", action="store_true")
     scan = sub.add_parser("scan-test", help="print each scan as it is read")
     _config_arg(scan)
     scan.add_argument("--count", type=int, default=0, help="stop after N scans (0: until ^C)")
@@ -78,6 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return check_config(args.config)
         if args.command == "hash-pin":
             return hash_pin()
+        if args.command == "doctor":  # an invalid config is one of its findings (exit 1)
+            from agent.admin.doctor import doctor
+
+            return doctor(config_path(args.config), args.json)
         cfg = _load(args.config)
         if args.command == "status":  # reads only: a data_dir it may not write is fine
             from agent.admin import maintenance as status_reader

@@ -24,6 +24,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from agent import __version__
 from agent.admin.control_client import socket_path
 from agent.flows.actions import ActionError
 from agent.flows.feedback import FeedbackBus
@@ -111,7 +112,8 @@ class ControlSocket:
         op = req.get("op")
         if op == "ping":
             yield {"ok": True, "pid": os.getpid(), "cart_id": self.config.config.cart_id,
-                   "health": self.view.services(), "clock": self.view.clock()}
+                   "version": __version__, "health": self.view.services(),
+                   "clock": self.view.clock()}
         elif op == "locker_status":
             doors, health = self.view.doors()
             yield {"ok": True, "doors": doors, "health": health}

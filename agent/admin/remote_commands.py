@@ -31,6 +31,8 @@ def run_command(actions: CartActions, name: str, args: dict[str, Any]) -> object
                                               reason=args.get("reason"))
         if name == "revoke_token":
             return actions.revoke_token(args["jti"], source=BY)
+        if name == "update":
+            return actions.request_update(args)
     except ActionError as exc:
         raise CommandError(str(exc)) from None
     raise CommandError(f"unknown command {name[:40]!r}")

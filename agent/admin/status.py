@@ -18,6 +18,7 @@ from agent.clock.ntp import ntp_synchronized
 from agent.config import AgentConfig
 from agent.flows.read_model import StoreReadModel
 from agent.store import Store, StoreError
+from agent.update.report import software_report
 
 DEVICES = ("scanner", "printer", "locker", "audio", "light")
 NOT_RUNNING = "unknown: the agent is not running"
@@ -102,6 +103,8 @@ def collect(cfg: AgentConfig, store: Store | None) -> dict[str, Any]:
         "print_queue": None,
         "compartments": [],
         "clock": clock_report(cfg, store, ping),
+        # the version the live daemon runs (not this command's), pending update, last outcome
+        "software": software_report(cfg.data_dir, running=(ping or {}).get("version")),
     }
     if store is not None:
         report.update(_from_store(store, cfg))
@@ -179,6 +182,17 @@ def _clock_line(clock: dict[str, Any]) -> str:
             f"{clock.get('offset_s', 0):+.1f} s), wall {clock.get('wall')}")
 
 
+def _software_line(software: dict[str, Any]) -> str:
+    line = f"software: {software['running'] or 'unknown (the agent is not running)'}"
+    if software["pending"]:
+        line += f"; update to {software['pending']} {software['step']}"
+    outcome = software["outcome"]
+    if outcome:
+        verdict = "ok" if outcome["ok"] else f"failed ({outcome['reason']})"
+        line += f"; last update to {outcome['version']}: {verdict}"
+    return line
+
+
 def render_text(status: dict[str, Any]) -> str:
     running = "running" if status["agent_running"] else "not running"
     lines = [f"cart {status['cart_id']}: agent {running}"
@@ -191,6 +205,7 @@ def render_text(status: dict[str, Any]) -> str:
                   _config_line(status),
                   f"receipts waiting to print: {status['print_queue']}"]
     lines.append(_clock_line(status["clock"]))
+    lines.append(_software_line(status["software"]))
     lines += [_device_line(name, dev) for name, dev in status["devices"].items()]
     checks = [CHECK[name] for name, dev in status["devices"].items()
               if dev["ok"] is None and name in CHECK]

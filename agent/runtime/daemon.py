@@ -44,6 +44,7 @@ from agent.runtime.facade import CartFacade
 from agent.runtime.reconfigure import Reconfigure
 from agent.runtime.supervisor import Supervisor
 from agent.runtime.systemd import Notifier
+from agent.runtime.updates import build_updater
 from agent.runtime.wiring import Devices, build_audio, build_devices, build_print_queue
 from agent.store import Store, StoreError
 from agent.sync.desired import Decision, DesiredConfig, Rollback
@@ -92,6 +93,8 @@ class Daemon:
         self.reconfigure = Reconfigure(DesiredConfig(config_path, store, cfg.cart_id,
                                                      self.trusted),
                                        self)
+        self.serving = False  # READY said: the update's health gate waits for it
+        self.updater = build_updater(self, self.facade, self.facade)
 
     # --- building -------------------------------------------------------------------------
 
@@ -169,6 +172,16 @@ class Daemon:
         self.supervisor.start(ControlSocket(self.cfg.data_dir, f, f, f, f))
         if self.cfg.web.enabled:
             self.start_web()
+        self.supervisor.start(self.updater)
+
+    def restart(self, reason: str) -> None:
+        """Stop cleanly; the service manager starts whatever `releases/current` is now."""
+        log.info("restarting: %s", reason)
+        self.stop_event.set()
+
+    def announce(self) -> None:
+        if self.sync is not None:
+            self.sync.announce()
 
     def handle_command(self, name: str, args: dict[str, Any]) -> object:
         return run_command(self.facade, name, args)
@@ -234,6 +247,7 @@ class Daemon:
         self.start_sync()
         self.start_extras()
         self.notifier.ready(f"cart {self.cfg.cart_id} serving")
+        self.serving = True
         log.info("cart-agent %s serving as cart %s", __version__, self.cfg.cart_id)
         tick = min(1.0, self.notifier.watchdog_interval_s or 1.0)
         next_health = next_prune = 0.0

@@ -21,6 +21,8 @@ from agent.runtime.supervisor import Supervisor
 from agent.runtime.wiring import Devices
 from agent.store import Store, Tx
 from agent.sync.service import SyncService
+from agent.update.job import JobError, parse
+from agent.update.updater import Updater
 from agent.web.auth import reset_lockout
 
 DEVICES = ("scanner", "printer", "locker", "audio", "light")
@@ -43,6 +45,7 @@ class Running(Protocol):
     sync: SyncService | None
     announcer: Announcer | None
     audio: AudioService | None
+    updater: Updater
 
 
 class CartFacade:
@@ -119,6 +122,13 @@ class CartFacade:
 
     def reset_lockout(self, by: str) -> dict[str, Any]:
         return dict(reset_lockout(self._d.store, by))
+
+    def request_update(self, args: dict[str, Any], cmd_id: str | None = None
+                       ) -> dict[str, Any]:
+        try:
+            return self._d.updater.accept(parse(args, cmd_id))
+        except JobError as exc:
+            raise ActionError(str(exc)) from None
 
     # --- ReadModel -----------------------------------------------------------------------
 

@@ -1,4 +1,8 @@
-"""Schema migrations, versioned with PRAGMA user_version; each step runs in one transaction."""
+"""Schema migrations, versioned with PRAGMA user_version; each step runs in one transaction.
+
+Forward only: there are no down-migrations. An agent refuses a store whose schema is newer
+than its own (written by a newer release, e.g. before a rollback) rather than touch it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ from collections.abc import Callable
 
 import sqlite_utils
 import sqlite_utils.db
+
+from agent.store.errors import StoreRefused
 
 
 def _table(db: sqlite_utils.Database, name: str) -> sqlite_utils.db.Table:
@@ -79,15 +85,18 @@ SCHEMA_VERSION = len(MIGRATIONS)
 def migrate(conn: sqlite3.Connection) -> int:
     """Bring the database to SCHEMA_VERSION; returns the version it was at."""
     db = sqlite_utils.Database(conn)
-    if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+    found = conn.execute("PRAGMA user_version").fetchone()[0]
+    if found == SCHEMA_VERSION:
         return SCHEMA_VERSION  # nothing to write: works on a full disk too (status, reads)
+    if found > SCHEMA_VERSION:
+        raise StoreRefused(
+            f"cart-agent: the store has schema {found}, newer than this version of the agent "
+            f"knows ({SCHEMA_VERSION}): a newer release wrote it. Refusing to start rather "
+            "than change it; run that release again (data_dir/releases/), or restore a "
+            "backup this version made (`cart-agent restore`).")
     conn.execute("BEGIN IMMEDIATE")
     try:
         start = conn.execute("PRAGMA user_version").fetchone()[0]
-        if start > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"database schema {start} is newer than this agent ({SCHEMA_VERSION})"
-            )
         for version in range(start, SCHEMA_VERSION):
             MIGRATIONS[version](db)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

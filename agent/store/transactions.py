@@ -153,7 +153,11 @@ class Store:
                 self.store_id = str(row[0]) if row else ""
             else:
                 self.conn = connect(self.path)
-                migrate(self.conn)
+                try:
+                    migrate(self.conn)
+                except StoreError:
+                    self.conn.close()  # a schema from a newer release: leave it as it is
+                    raise
                 self.store_id = self._own_identity()
         except sqlite3.Error as exc:
             raise translate(exc) from exc

@@ -13,6 +13,7 @@ from agent.clock import TrustedClock
 from agent.contract import rfc3339
 from agent.store import Store
 from agent.store.config_layers import config_versions
+from agent.update.report import software_report
 
 DEVICES = ("scanner", "printer", "locker")
 
@@ -48,7 +49,8 @@ class Presence:
         return encode({"state": state, "since": rfc3339(since), "at": rfc3339(self.clock()),
                        "agent_version": __version__,
                        "config_version": versions["config_version"],
-                       "fleet_config_version": versions["fleet_config_version"]})
+                       "fleet_config_version": versions["fleet_config_version"],
+                       "software": software_report(self.data_dir)})
 
     def clock_state(self) -> dict[str, Any]:
         if self.trusted is None:
@@ -78,4 +80,5 @@ class Presence:
             "uptime_s": round(max(0.0, now - self.started_at), 1),
             "disk_free_mb": disk_free_mb(self.data_dir),
             "clock": self.clock_state(),
+            "software": software_report(self.data_dir),
         })

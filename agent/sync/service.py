@@ -106,6 +106,7 @@ class SyncService:
         self._opened_at = 0.0
         self._next_poll = 0.0
         self._next_telemetry = 0.0
+        self._announce = False
         self._t = self.topics  # the topics of the current connection (the prefix may change)
 
     def _server_time(self, at: float, live: bool) -> None:
@@ -117,6 +118,11 @@ class SyncService:
 
     def online(self) -> bool:
         return self._online
+
+    def announce(self) -> None:
+        """Publish status and telemetry again soon (any thread): something the fleet reads
+        there changed (the software update's state)."""
+        self._announce = True
 
     def settle(self, settled: Settled) -> threading.Event:
         """The runtime's answer to the last hand-over (any thread); the event is set once it
@@ -178,6 +184,10 @@ class SyncService:
             self._wake.clear()
             self._outbox.pump()
             self._next_poll = now + POLL_S
+        if self._announce:
+            self._announce = False
+            self._publish(self._t.status, self._presence.status("online", self._since), retain=True)
+            self._next_telemetry = 0.0
         if now >= self._next_telemetry:
             self._next_telemetry = now + self.link.telemetry_interval_s
             self._publish(self._t.telemetry, self._presence.telemetry(), qos=0)

@@ -114,14 +114,24 @@ def connection_limit() -> int:
 class StreamLimit:
     """At most `slots` event streams at once, each at most `max_s` long (the browser's
     EventSource reconnects by itself): a stream holds a worker thread, and the pages need
-    the rest. Beyond it, 503 at once."""
+    the rest. Beyond it, 503 at once. `on_count` hears how many are open after each change
+    (a resident screen holds one for as long as it is shown: `cart-agent doctor` asks)."""
 
     def __init__(self, app: WSGIApp, slots: int, max_s: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 on_count: Callable[[int], None] = lambda _n: None) -> None:
         self.app = app
         self.slots = threading.BoundedSemaphore(slots)
         self.max_s = max_s
         self.clock = clock
+        self.on_count = on_count
+        self.open = 0
+        self._count_lock = threading.Lock()
+
+    def _count(self, delta: int) -> None:
+        with self._count_lock:
+            self.open += delta
+            self.on_count(self.open)
 
     def __call__(self, environ: dict[str, Any],
                  start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -141,6 +151,7 @@ class StreamLimit:
 
     def _bounded(self, inner: Iterable[bytes]) -> Iterator[bytes]:
         deadline = self.clock() + self.max_s
+        self._count(+1)
         try:
             for chunk in inner:
                 yield chunk
@@ -150,6 +161,7 @@ class StreamLimit:
             close = getattr(inner, "close", None)
             if close is not None:
                 close()
+            self._count(-1)
             self.slots.release()
 
 
@@ -169,7 +181,12 @@ class WebService:
         self._closing = threading.Event()
         self.app = StreamLimit(with_security_headers(build_app(WebContext(
             actions, read, health, config, feeds, self.sessions, lockout,
-            stopping=self._closing.is_set))), slots=MAX_STREAMS, max_s=STREAM_MAX_S)
+            stopping=self._closing.is_set))), slots=MAX_STREAMS, max_s=STREAM_MAX_S,
+            on_count=self._screens)
+
+    def _screens(self, count: int) -> None:
+        if self.health.ok:
+            self.health.set_ok(resident_screens=count)
 
     def run(self, stop: threading.Event) -> None:
         cfg = self.config.config.web
@@ -188,7 +205,7 @@ class WebService:
         dispatcher.set_thread_count(THREADS)
         self._closing.clear()
         self.port = int(server.effective_port)
-        self.health.set_ok(listen=cfg.listen, port=self.port)
+        self.health.set_ok(listen=cfg.listen, port=self.port, resident_screens=self.app.open)
         log.info("screens on http://%s:%d/ (attendant console at /attendant)", cfg.listen,
                  self.port)
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from agent import __version__
 from agent.contract import parse_rfc3339
 from tests.sync.synckit import CART, PREFIX, STATUS
 
@@ -23,8 +24,12 @@ def test_status_and_telemetry(broker, make_cart, make_watcher):
     assert cart.service.health.snapshot()["protocol"] == "5"
 
     telemetry = watcher.wait_for(TELEMETRY)
-    assert set(telemetry) == {"at", "queue", "devices", "uptime_s", "disk_free_mb", "clock"}
+    assert set(telemetry) == {"at", "queue", "devices", "uptime_s", "disk_free_mb", "clock",
+                              "software"}
     assert set(telemetry["clock"]) == {"source", "offset_s", "alarm"}
+    assert telemetry["software"] == {"running": __version__, "pending": None, "step": None,
+                                     "outcome": None}
+    assert status["software"]["running"] == __version__
     assert set(telemetry["queue"]) == {"pending", "oldest_pending_s"}
     assert telemetry["devices"] == {"scanner": {"ok": True, "error": None},
                                     "printer": {"ok": False, "error": "paper out"},
