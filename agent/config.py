@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agent import config_rules as rules
+from agent.config_cues import AudioConfig, LightConfig
 from agent.config_rules import KEY_MAPS, CrossFieldError
 from agent.contract import CART_ID_PATTERN, KEY_ID_PATTERN
 
@@ -234,6 +235,8 @@ class AgentConfig(Strict):
     ], Field(max_length=32)] = DEFAULT_TICKET_SERVICES
     web: WebConfig = WebConfig()
     backup: BackupConfig = BackupConfig()
+    audio: AudioConfig = AudioConfig()
+    light: LightConfig = LightConfig()
     clock: ClockConfig = ClockConfig()
 
     @field_validator("timezone")

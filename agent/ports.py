@@ -39,6 +39,10 @@ class CartActions(Protocol):
 
     def print_test(self) -> None: ...
 
+    def test_audio(self, by: str) -> dict[str, Any]:
+        """Play the test prompt (a tone and a phrase per language), quiet hours or not:
+        `{"languages", "problem"}`, the speaker's health error or None."""
+
     def reset_lockout(self, by: str) -> dict[str, Any]: ...
 
     def request_update(self, args: dict[str, Any], cmd_id: str | None = None

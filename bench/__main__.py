@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 MODULES = ["bench_store", "bench_tokens", "bench_lockbus", "bench_scan", "bench_decoders",
-           "bench_drain", "bench_daemon", "bench_fleet", "bench_desk"]
+           "bench_audio", "bench_drain", "bench_daemon", "bench_fleet", "bench_desk"]
 
 
 def machine() -> dict[str, Any]:

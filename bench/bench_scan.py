@@ -12,13 +12,14 @@ import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent import jws
-from agent.config import validate
+from agent.config import overlay, validate
 from agent.devices.sim.cart import COMPARTMENTS, SimulatedCart
 from agent.runtime.daemon import Daemon
 from agent.runtime.systemd import Notifier
@@ -45,8 +46,12 @@ def _door(daemon: Daemon, compartment: str) -> str | None:
     return comp.door if comp is not None else None
 
 
-def run(quick: bool = False) -> list[dict[str, object]]:
-    n = 20 if quick else 200
+def measure(n: int, patch: Callable[[str], dict[str, Any]] | None = None,
+            before_scan: Callable[[Daemon, int], None] | None = None,
+            ) -> tuple[list[float], int]:
+    """Latencies (ms) of `n` scans after 3 warm-up ones, and the scan line's length, on a
+    daemon whose config has `patch(its temporary directory)` laid over the bench's;
+    `before_scan(daemon, i)` runs before the i-th measured scan."""
     key = Ed25519PrivateKey.generate()
     with tempfile.TemporaryDirectory() as tmp:
         sim = SimulatedCart(Path(tmp) / "dev")
@@ -56,7 +61,7 @@ def run(quick: bool = False) -> list[dict[str, object]]:
                **sim.device_config()}
         doc["scanner"]["repeat_window_s"] = 0.0
         doc["scanner"]["idle_timeout_s"] = 0.0
-        cfg = validate(doc)
+        cfg = validate(overlay(doc, patch(tmp)) if patch else doc)
         daemon = Daemon(cfg, "", Store(cfg.db_path, cfg.cart_id), notifier=Notifier({}))
         thread = threading.Thread(target=daemon.run, daemon=True)
         thread.start()
@@ -72,6 +77,8 @@ def run(quick: bool = False) -> list[dict[str, object]]:
                 line = token.encode() + b"\r\n"
                 line_len = len(line)
                 frames_before = len(sim.locker.frames)
+                if before_scan is not None and i >= 3:
+                    before_scan(daemon, i - 3)
                 sim.scanner.send(line)
                 sent = time.monotonic()
                 _wait(lambda fb=frames_before: any(
@@ -89,6 +96,11 @@ def run(quick: bool = False) -> list[dict[str, object]]:
             daemon.stop_event.set()
             thread.join(10)
             sim.close()
+    return latencies, line_len
+
+
+def run(quick: bool = False) -> list[dict[str, object]]:
+    latencies, line_len = measure(20 if quick else 200)
     wire_ms = (line_len + 5) * 10 / 9600 * 1000
     p50 = statistics.median(latencies)
     return [{

@@ -28,7 +28,7 @@ from provision_toml import Refused, to_toml
 
 SOURCE = Path(__file__).resolve().parent.parent
 PACKAGES = ["python3-venv", "libzbar0", "fonts-hanazono", "fonts-wqy-microhei", "cage",
-            "chromium", "systemd-timesyncd", "dbus"]
+            "chromium", "systemd-timesyncd", "dbus", "espeak-ng", "alsa-utils"]
 VENV = "/opt/cart-agent"
 AGENT_USER, KIOSK_USER = "cart-agent", "cart-kiosk"
 CONF_DIR = "/etc/cart-agent"

@@ -159,7 +159,8 @@ def test_status_without_the_daemon_creates_nothing_and_says_what_it_does_not_kno
     assert report["queue"] is None
     assert report["compartments"] == []
     assert {name: dev["ok"] for name, dev in report["devices"].items()} == {
-        "scanner": None, "printer": None, "locker": None}
+        "scanner": None, "printer": None, "locker": None,
+        "audio": True, "light": True}                          # not configured: nothing to know
 
 
 def test_status_reads_a_store_without_changing_it(tmp_path: Path) -> None:

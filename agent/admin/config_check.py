@@ -1,9 +1,11 @@
 """`cart-agent check-config`, and the operational checks the models cannot make: data_dir
-writable (or creatable), the files the config names there and readable."""
+writable (or creatable), the files the config names there and readable, lights wired to
+compartments that exist, the speaker's programs installed (a warning)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -48,13 +50,36 @@ def check_files(cfg: AgentConfig) -> list[str]:
     return problems
 
 
+def check_lights(cfg: AgentConfig) -> list[str]:
+    """A light wired to a compartment the locker does not list is a typo, not a light."""
+    ids = {c.id for c in cfg.locker.compartments}
+    return [f"light.lines.{comp}: no compartment {comp} in locker.compartments"
+            for comp in cfg.light.lines if comp not in ids]
+
+
+def sound_warnings(cfg: AgentConfig) -> list[str]:
+    """Programs the speaker needs. Only warnings: without them the cart still serves, and
+    reports the speaker failing (a missing program must not keep the daemon from starting)."""
+    a = cfg.audio
+    wanted = []
+    if a.kind != "none" and a.languages:
+        wanted.append(("espeak-ng", "espeak-ng"))
+    if a.kind == "alsa":
+        wanted.append(("aplay", "alsa-utils"))
+    return [f"warning: audio: {program} is not installed (Debian package {package}); the "
+            "speaker will be reported failing" for program, package in wanted
+            if shutil.which(program) is None]
+
+
 def check_config(path: str | None) -> int:
     cfg = load(config_path(path))
-    problems = check_data_dir(cfg) + check_files(cfg)
+    problems = check_data_dir(cfg) + check_files(cfg) + check_lights(cfg)
     if problems:
         for line in problems:
             print(line, file=sys.stderr)
         return EXIT_USAGE
+    for line in sound_warnings(cfg):
+        print(line, file=sys.stderr)
     sizes = {s: sum(1 for c in cfg.locker.compartments if c.size == s) for s in "SML"}
     summary = {
         "cart_id": cfg.cart_id,
@@ -73,6 +98,10 @@ def check_config(path: str | None) -> int:
         "backups": f"every {cfg.backup.interval_s} s to {cfg.backup_dir}, keep "
                    f"{cfg.backup.keep}",
         "ticket services": ", ".join(cfg.ticket_services),
+        "audio": cfg.audio.kind if cfg.audio.kind == "none" else
+                 f"{cfg.audio.kind}, speaks {', '.join(cfg.audio.languages) or 'nothing'}"
+                 f"{', quiet ' + cfg.audio.quiet_hours if cfg.audio.quiet_hours else ''}",
+        "light": cfg.light.kind,
     }
     print("config OK (DEMO: trusts the published demo keys)" if cfg.demo else "config OK")
     for key, value in summary.items():

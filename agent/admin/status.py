@@ -20,7 +20,7 @@ from agent.flows.read_model import StoreReadModel
 from agent.store import Store, StoreError
 from agent.update.report import software_report
 
-DEVICES = ("scanner", "printer", "locker")
+DEVICES = ("scanner", "printer", "locker", "audio", "light")
 NOT_RUNNING = "unknown: the agent is not running"
 CHECK = {"scanner": "scan-test", "printer": "print-test", "locker": "locker status"}
 
@@ -60,7 +60,8 @@ def device_view(services: dict[str, Any], running: bool, cfg: AgentConfig) -> di
     """Per device `{"ok", "error"}` as in telemetry; `ok` is null when nobody knows (no agent
     running to hold the device), `configured` false for a device the config leaves out."""
     kinds = {"scanner": cfg.scanner.kind, "printer": cfg.printer.kind,
-             "locker": "rs485" if cfg.locker.enabled and cfg.locker.compartments else "none"}
+             "locker": "rs485" if cfg.locker.enabled and cfg.locker.compartments else "none",
+             "audio": cfg.audio.kind, "light": cfg.light.kind}
     out: dict[str, Any] = {}
     for name in DEVICES:
         if kinds[name] == "none":
@@ -206,7 +207,8 @@ def render_text(status: dict[str, Any]) -> str:
     lines.append(_clock_line(status["clock"]))
     lines.append(_software_line(status["software"]))
     lines += [_device_line(name, dev) for name, dev in status["devices"].items()]
-    checks = [CHECK[name] for name, dev in status["devices"].items() if dev["ok"] is None]
+    checks = [CHECK[name] for name, dev in status["devices"].items()
+              if dev["ok"] is None and name in CHECK]
     if checks:
         lines.append("         (check without the agent: "
                      + "; ".join(f"cart-agent {c}" for c in checks) + ")")

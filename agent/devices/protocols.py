@@ -1,6 +1,7 @@
 """What the rest of the cart may ask of each kind of device: the typed faces of the supervised
 device services (lockboard.locker.LockerService, scanner.SerialScanner / CameraScanner,
-printer.PrinterService). The flows and the runtime hold devices through these."""
+printer.PrinterService, audio.AudioService, light.LightService). The flows and the runtime
+hold devices through these."""
 
 from __future__ import annotations
 
@@ -33,3 +34,11 @@ class Scanner(Device, Protocol):
 
 class Printer(Device, Protocol):
     def print_bytes(self, data: bytes, timeout_s: float = 10.0) -> None: ...
+
+
+class Light(Device, Protocol):
+    """Lights over the compartments (or one for the cart): blink one until it is stopped."""
+
+    def blink(self, compartment: str) -> None: ...
+
+    def stop(self, compartment: str) -> None: ...

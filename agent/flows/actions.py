@@ -65,8 +65,7 @@ class Actions:
                 open_outcome.checking(self.ctx, comp.id)
                 return {"compartment": comp.id, "opened": None, "outcome": "unknown",
                         "tx_id": tx.id}
-            self.ctx.tell("info", f"{comp.id} 号柜门已由工作人员打开",
-                          f"Compartment {comp.id} opened by staff", compartment=comp.id)
+            self.ctx.say("info", "opened_manual", compartment=comp.id)
             return {"compartment": comp.id, "opened": True, "outcome": "released",
                     "tx_id": tx.id}
         return self.cart.submit(act)

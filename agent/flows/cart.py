@@ -58,8 +58,7 @@ class Cart:
             self._queue.put_nowait(scan)
         except queue.Full:
             log.error("flow queue full: scan dropped")
-            self.ctx.tell("refused", "服务车忙，请稍后再试", "The cart is busy; please try again",
-                          "busy")
+            self.ctx.say("refused", "busy", "busy")
 
     def door(self, event: DoorEvent) -> None:
         self._queue.put(event)
@@ -125,16 +124,13 @@ class Cart:
             # The disk is full or failing: say so and keep serving; nothing committed is lost.
             self.health.set_error(str(exc))
             log.error("flow could not record: %s", exc)
-            self.ctx.tell("refused", "存储空间已满，暂停服务，请联系工作人员",
-                          "Storage is full; service paused, please ask the attendant",
-                          "storage_full")
+            self.ctx.say("refused", "storage_full", "storage_full")
         except Exception:
             # One item, one failure: the flow thread goes on with the next scan or door event
             # instead of dying and coming back after a growing back-off.
             log.exception("flow item %s failed", type(item).__name__)
             if isinstance(item, ScanEvent):
-                self.ctx.tell("refused", "无法识别此二维码", "This code could not be read",
-                              "unreadable")
+                self.ctx.say("refused", "unreadable", "unreadable")
         else:
             if not self.health.ok:
                 self.health.set_ok()

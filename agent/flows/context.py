@@ -13,7 +13,8 @@ from agent.config import AgentConfig
 from agent.contract import rfc3339
 from agent.devices.lockboard.frames import LockAddress, LockerUnavailable
 from agent.devices.lockboard.unlock import OpenResult
-from agent.devices.protocols import Locker
+from agent.devices.protocols import Light, Locker
+from agent.flows import phrases
 from agent.flows.compartments import Compartments
 from agent.flows.feedback import Feedback, FeedbackBus
 from agent.flows.refusals import ScanRefused
@@ -35,6 +36,7 @@ class CartContext:
     compartments: Compartments = field(init=False)
     verifier: TokenVerifier = field(init=False)
     wake_printer: Callable[[], None] = lambda: None
+    light: Light | None = None
 
     def __post_init__(self) -> None:
         self.compartments = Compartments(self.store)
@@ -43,17 +45,35 @@ class CartContext:
                                       sec.clock_skew_s, sec.max_token_bytes, clock=self.clock,
                                       trusted=self.trusted)
 
-    def tell(self, kind: str, zh: str, en: str, reason: str | None = None,
-             **details: Any) -> Feedback:
+    def say(self, kind: str, phrase: str, reason: str | None = None,
+            params: dict[str, Any] | None = None, **details: Any) -> Feedback:
+        """Answer with an entry of the phrase table: the screens' words and the speaker's
+        come from it, filled from `details` (and `params`, facts only the words use)."""
+        return self._answer(kind, phrase, reason, params or {}, details)
+
+    def _answer(self, kind: str, phrase: str, reason: str | None, params: dict[str, Any],
+                details: dict[str, Any]) -> Feedback:
+        words = phrases.params_for(phrase, {**details, **params})
+        zh, en = phrases.screen(phrase, words)
         event = self.feedback.publish(Feedback(kind=kind, zh=zh, en=en, reason=reason,
-                                               details=details, at=self.clock()))
+                                               details=details, at=self.clock(),
+                                               phrase=phrase, params=words))
         log.info("feedback %s: %s / %s", kind, zh, en,
                  extra={"fields": {"reason": reason, **{k: str(v) for k, v in details.items()}}})
         return event
 
     def refuse(self, refusal: ScanRefused, **details: Any) -> Feedback:
-        return self.tell("refused", refusal.zh, refusal.en, refusal.reason,
-                         detail=refusal.detail, **details, **refusal.facts)
+        return self._answer("refused", refusal.reason, refusal.reason, {},
+                            {"detail": refusal.detail, **details, **refusal.facts})
+
+    def light_on(self, comp_id: str) -> None:
+        """Blink the compartment's light (if the cart has one) until its door is seen open."""
+        if self.light is not None:
+            self.light.blink(comp_id)
+
+    def light_off(self, comp_id: str) -> None:
+        if self.light is not None:
+            self.light.stop(comp_id)
 
     def open_lock(self, board: int, lock: int) -> OpenResult:
         if self.locker is None:

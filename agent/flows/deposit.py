@@ -56,17 +56,15 @@ class DepositMode:
         ctx = self.ctx
         self.session = Session(courier, name, ctx.clock())
         ctx.store.record("deposit_mode", {"action": "enter", "courier": courier, "via": via})
-        return ctx.tell("deposit", f"投递模式：{name}，请扫描包裹单号",
-                        f"Deposit mode for {name}: scan a parcel label", courier=courier,
-                        active=True)
+        return ctx.say("deposit", "deposit_enter", params={"name": name}, courier=courier,
+                       active=True)
 
     def leave(self, why: str) -> Feedback:
         ctx = self.ctx
         session, self.session = self.session, None
         courier = session.courier if session else None
         ctx.store.record("deposit_mode", {"action": "leave", "courier": courier, "why": why})
-        return ctx.tell("deposit", "投递模式已结束", "Deposit mode ended", courier=courier,
-                        active=False, why=why)
+        return ctx.say("deposit", "deposit_leave", courier=courier, active=False, why=why)
 
     def tick(self) -> None:
         session = self.session
@@ -95,6 +93,5 @@ class DepositMode:
             return ctx.refuse(ScanRefused("compartment_failed", comp.id), compartment=comp.id)
         if opened == "unknown":
             return open_outcome.checking(ctx, comp.id, label=text, courier=session.courier)
-        return ctx.tell("deposit", f"{comp.id} 号柜门已打开，放入包裹 {text} 后请关门",
-                        f"Compartment {comp.id} is open: put parcel {text} in, then close it",
-                        compartment=comp.id, label=text, courier=session.courier, active=True)
+        return ctx.say("deposit", "opened_deposit", compartment=comp.id, label=text,
+                       courier=session.courier, active=True)

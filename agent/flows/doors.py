@@ -19,6 +19,7 @@ class DoorWatch:
         if comp is None:
             return  # a channel no compartment is wired to
         door = "closed" if event.closed else "open"
+        ctx.light_off(comp.id)  # the door moved: the light has done its job
         with ctx.store.write() as w:
             ctx.compartments.set_door(w, comp.id, door, event.at)
             # An open whose answer was lost is decided by the door: seen open, it released
@@ -34,18 +35,12 @@ class DoorWatch:
         for intent in confirmed:
             open_outcome.tell_opened(ctx, intent)
         for label in stored:
-            ctx.tell("deposit", f"包裹 {label} 已存入 {comp.id} 号柜",
-                     f"Parcel {label} stored in compartment {comp.id}",
-                     compartment=comp.id, label=label)
+            ctx.say("deposit", "deposit_stored", compartment=comp.id, label=label)
         if forced:
             log.warning("compartment %s opened without a command", comp.id)
-            ctx.tell("info", f"警报：{comp.id} 号柜门被非正常打开",
-                     f"Alarm: compartment {comp.id} opened without a command",
-                     "forced_open", compartment=comp.id, alarm=True)
+            ctx.say("info", "forced_open", "forced_open", compartment=comp.id, alarm=True)
         elif event.kind == "left_open":
-            ctx.tell("info", f"{comp.id} 号柜门未关，请关好柜门",
-                     f"Compartment {comp.id} is still open; please close the door",
-                     "left_open", compartment=comp.id, alarm=True)
+            ctx.say("info", "left_open", "left_open", compartment=comp.id, alarm=True)
 
     def _complete(self, w: Writer, comp_id: str, at: float) -> list[str]:
         """The door is closed: intents whose lock was released are done now."""

@@ -37,24 +37,12 @@ def confirm_window_s(locker: LockerConfig) -> float:
 
 def checking(ctx: CartContext, comp_id: str, **details: Any) -> Feedback:
     """Said at once when the outcome is unknown; the answer follows within the window."""
-    return ctx.tell("info", f"正在确认 {comp_id} 号柜门是否已打开，请稍候",
-                    f"Checking whether compartment {comp_id} has opened; please wait",
-                    "open_checking", compartment=comp_id, **details)
+    return ctx.say("info", "open_checking", "open_checking", compartment=comp_id, **details)
 
 
-def opened_texts(comp_id: str, purpose: str, label: str | None) -> tuple[str, str, str]:
-    """(kind, zh, en) of the answer for a door that opened, by what it was opened for."""
-    if purpose == "deposit":
-        return ("deposit", f"{comp_id} 号柜门已打开，放入包裹 {label} 后请关门",
-                f"Compartment {comp_id} is open: put parcel {label} in, then close it")
-    if purpose == "meal":
-        return ("accepted", f"{comp_id} 号柜门已打开，请取餐后关好柜门",
-                f"Compartment {comp_id} is open; please take your meal and close the door")
-    if purpose == "manual":
-        return ("info", f"{comp_id} 号柜门已由工作人员打开",
-                f"Compartment {comp_id} opened by staff")
-    return ("accepted", f"{comp_id} 号柜门已打开，取件后请关好柜门",
-            f"Compartment {comp_id} is open; please close the door afterwards")
+# (kind, phrase) of the answer for a door that opened, by what it was opened for.
+OPENED = {"deposit": ("deposit", "opened_deposit"), "meal": ("accepted", "opened_meal"),
+          "manual": ("info", "opened_manual"), "pickup": ("accepted", "opened_pickup")}
 
 
 def resolve_opened(ctx: CartContext, w: Writer, comp_id: str) -> list[intents.Intent]:
@@ -69,9 +57,9 @@ def resolve_opened(ctx: CartContext, w: Writer, comp_id: str) -> list[intents.In
 
 
 def tell_opened(ctx: CartContext, intent: intents.Intent) -> None:
-    kind, zh, en = opened_texts(intent.compartment, intent.purpose, intent.label)
-    ctx.tell(kind, zh, en, compartment=intent.compartment, tx_id=intent.tx_id,
-             label=intent.label, confirmed_by="door")
+    kind, phrase = OPENED.get(intent.purpose, OPENED["pickup"])
+    ctx.say(kind, phrase, compartment=intent.compartment, tx_id=intent.tx_id,
+            label=intent.label, confirmed_by="door")
     log.info("compartment %s: open confirmed by the door", intent.compartment)
 
 
@@ -113,13 +101,7 @@ def _unconfirmed(ctx: CartContext, row: dict[str, Any], why: str) -> None:
         ctx.compartments.set_out_of_service(w, comp_id, True, OOS_REASON)
     log.warning("compartment %s: open for %s not confirmed (%s); out of service until checked",
                 comp_id, row["purpose"], why)
-    if row["state"] == "released":
-        zh = f"{comp_id} 号柜门未弹开，请轻拉柜门；如仍打不开请联系工作人员"
-        en = (f"Compartment {comp_id} did not spring open: pull the door gently, or ask the "
-              "attendant if it stays shut")
-    else:
-        zh = f"未能确认 {comp_id} 号柜门已打开，已通知工作人员，请联系工作人员"
-        en = (f"Compartment {comp_id} could not be confirmed open; the attendant has been "
-              "told, please ask them")
-    ctx.tell("refused", zh, en, "open_unconfirmed", compartment=comp_id, tx_id=row["tx_id"],
-             label=row["label"])
+    ctx.light_off(comp_id)
+    phrase = "not_sprung" if row["state"] == "released" else "open_unconfirmed"
+    ctx.say("refused", phrase, "open_unconfirmed", compartment=comp_id, tx_id=row["tx_id"],
+            label=row["label"])

@@ -55,6 +55,8 @@ def open_for(ctx: CartContext, comp: Compartment, intent: intents.Intent) -> Ope
                                                     f"lock did not release: {error}")
     except StoreError:
         log.exception("could not record the outcome of opening %s", comp.id)
+    if outcome != "failed":
+        ctx.light_on(comp.id)  # until the door is seen open (flows/doors.py)
     if outcome == "failed":
         log.error("compartment %s did not open: %s", comp.id, error)
     elif outcome == "unknown":

@@ -104,10 +104,10 @@ class ScanFlow:
         used_at = refusal.facts.get("used_at")
         if isinstance(used_at, str):
             local = _local(ctx, used_at)
-            return ctx.tell("refused",
-                            f"此二维码已于 {local.month}月{local.day}日 {local:%H:%M} 使用",
-                            f"This code was already used on {local:%d %b %H:%M}",
-                            refusal.reason, used_at=used_at)
+            return ctx.say("refused", "already_used_at", refusal.reason, params={
+                "month": local.month, "day": local.day, "hm": f"{local:%H:%M}",
+                "hour": local.hour, "minute": local.minute,
+                "en_date": f"{local:%d %b %H:%M}"}, used_at=used_at)
         return ctx.refuse(refusal)
 
     def _accept(self, token: Token) -> Feedback:
@@ -142,9 +142,8 @@ class ScanFlow:
             return ctx.refuse(ScanRefused("compartment_failed", comp.id), compartment=comp.id)
         if opened == "unknown":  # the door decides; the answer follows (open_outcome)
             return open_outcome.checking(ctx, comp.id, tx_id=tx.id, svc="parcel")
-        return ctx.tell("accepted", f"{comp.id} 号柜门已打开，取件后请关好柜门",
-                        f"Compartment {comp.id} is open; please close the door afterwards",
-                        compartment=comp.id, tx_id=tx.id, svc="parcel")
+        return ctx.say("accepted", "opened_pickup", compartment=comp.id, tx_id=tx.id,
+                       svc="parcel")
 
     def _meal(self, token: Token) -> Feedback:
         ctx = self.ctx
@@ -173,12 +172,9 @@ class ScanFlow:
                                   compartment=comp.id)
             if opened == "unknown":
                 return open_outcome.checking(ctx, comp.id, tx_id=tx.id, svc="meal")
-            return ctx.tell("accepted", f"正在打印餐单，请从 {comp.id} 号柜取餐",
-                            f"Printing your meal receipt; your meal is in {comp.id}",
-                            compartment=comp.id, tx_id=tx.id, svc="meal")
-        return ctx.tell("accepted", "正在打印餐单，请凭单取餐",
-                        "Printing your meal receipt; please collect your meal with it",
-                        tx_id=tx.id, svc="meal")
+            return ctx.say("accepted", "meal_printing_in", compartment=comp.id, tx_id=tx.id,
+                           svc="meal")
+        return ctx.say("accepted", "meal_printing", tx_id=tx.id, svc="meal")
 
     def _ticket(self, token: Token) -> Feedback:
         ctx = self.ctx
@@ -193,9 +189,9 @@ class ScanFlow:
             _use(w, token, tx.id, tx.at)
             ctx.queue_print(w, tx.id, "ticket")
         ctx.wake_printer()
-        return ctx.tell("accepted", f"正在打印您的排队票：{service.zh} {number} 号",
-                        f"Printing your ticket: {service.en} No. {number}",
-                        tx_id=tx.id, svc="ticket", number=number, service=code)
+        return ctx.say("accepted", "ticket_printing",
+                       params={"service_zh": service.zh, "service_en": service.en},
+                       tx_id=tx.id, svc="ticket", number=number, service=code)
 
 
 def _local(ctx: CartContext, at: str) -> datetime:

@@ -28,9 +28,11 @@ from agent.backoff import Backoff
 from agent.clock import TrustedClock
 from agent.clock import evidence as clock_evidence
 from agent.config import AgentConfig
+from agent.devices.audio.service import AudioService
 from agent.devices.lockboard.locker import DoorEvent
 from agent.devices.scanner.lines import ScanEvent
 from agent.flows.actions import Actions
+from agent.flows.announce import Announcer
 from agent.flows.cart import Cart
 from agent.flows.compartments import Compartments
 from agent.flows.context import CartContext
@@ -43,7 +45,7 @@ from agent.runtime.reconfigure import Reconfigure
 from agent.runtime.supervisor import Supervisor
 from agent.runtime.systemd import Notifier
 from agent.runtime.updates import build_updater
-from agent.runtime.wiring import Devices, build_devices, build_print_queue
+from agent.runtime.wiring import Devices, build_audio, build_devices, build_print_queue
 from agent.store import Store, StoreError
 from agent.sync.desired import Decision, DesiredConfig, Rollback
 from agent.sync.service import SyncService
@@ -52,8 +54,9 @@ log = logging.getLogger("agent.daemon")
 
 # Which services a pushed config section rebuilds.
 FLOW_KEYS = {"locker", "scanner", "printer", "security", "ticket_services", "deposit_timeout_s",
-             "timezone"}
-FLOW_SERVICES = ("scanner", "locker", "printing", "printer", "flows")
+             "timezone", "light"}
+FLOW_SERVICES = ("scanner", "locker", "printing", "printer", "light", "flows")
+AUDIO_KEYS = {"audio", "timezone"}
 SETTLE_S = 2.0  # for sync to report an outcome on its old connection before it is replaced
 
 
@@ -82,6 +85,9 @@ class Daemon:
         self.actions: Actions | None = None
         self.devices = Devices()
         self.sync: SyncService | None = None
+        self.audio: AudioService | None = None
+        self.announcer: Announcer | None = None
+        self.feedback.listen(self._announce)
         self.storage = Health("storage")
         self.facade = CartFacade(self)
         self.reconfigure = Reconfigure(DesiredConfig(config_path, store, cfg.cart_id,
@@ -97,7 +103,8 @@ class Daemon:
         devices = build_devices(cfg, on_scan=self._on_scan, on_door=self._on_door)
         self.devices = devices
         ctx = CartContext(cfg=cfg, store=self.store, locker=devices.locker,
-                          feedback=self.feedback, clock=self.clock, trusted=self.trusted)
+                          feedback=self.feedback, clock=self.clock, trusted=self.trusted,
+                          light=devices.light)
         self.cart = Cart(ctx)
         self.actions = Actions(self.cart)
         self.supervisor.start(self.cart)
@@ -112,7 +119,28 @@ class Daemon:
         for name in FLOW_SERVICES:
             self.supervisor.stop_service(name)
 
+    def start_audio(self) -> None:
+        """The speaker and what it says; rebuilt alone when [audio] changes."""
+        self.audio = build_audio(self.cfg)
+        if self.audio is None:
+            self.announcer = None
+            return
+        self.announcer = Announcer(self.cfg.audio, self.cfg.tz, self.audio.play, self.clock)
+        self.supervisor.start(self.audio)
+
+    def stop_audio(self) -> None:
+        self.announcer = None
+        self.supervisor.stop_service("audio")
+
+    def _announce(self, event: Feedback) -> None:
+        announcer = self.announcer
+        if announcer is not None:
+            announcer.feedback(event)
+
     def _on_scan(self, scan: ScanEvent) -> None:
+        announcer = self.announcer
+        if announcer is not None:  # before anything is decided: the resident hears it read
+            announcer.scan_read()
         self.scan_tap.publish(Feedback(kind="scan", zh=scan.text or "", en="",
                                        reason=scan.error))
         if self.cart is not None:
@@ -175,6 +203,10 @@ class Daemon:
             log.info("config change in %s: rebuilding devices and flows", sorted(changed))
             self.stop_flows()
             self.start_flows()
+        if changed & AUDIO_KEYS:
+            log.info("config change in audio: restarting the speaker")
+            self.stop_audio()
+            self.start_audio()
         if "web" in changed:
             log.info("config change in web: restarting the screens")
             self.supervisor.stop_service("web")
@@ -211,6 +243,7 @@ class Daemon:
         self._install_signals()
         Compartments(self.store).sync_from_config(list(self.cfg.locker.compartments))
         self.start_flows()
+        self.start_audio()
         self.start_sync()
         self.start_extras()
         self.notifier.ready(f"cart {self.cfg.cart_id} serving")

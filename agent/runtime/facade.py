@@ -9,7 +9,9 @@ from typing import Any, Protocol
 
 from agent.clock import TrustedClock
 from agent.config import AgentConfig
+from agent.devices.audio.service import AudioService
 from agent.flows.actions import ActionError, Actions
+from agent.flows.announce import Announcer
 from agent.flows.cart import Cart
 from agent.flows.compartments import Compartment
 from agent.flows.feedback import FeedbackBus
@@ -23,7 +25,7 @@ from agent.update.job import JobError, parse
 from agent.update.updater import Updater
 from agent.web.auth import reset_lockout
 
-DEVICES = ("scanner", "printer", "locker")
+DEVICES = ("scanner", "printer", "locker", "audio", "light")
 
 
 class Running(Protocol):
@@ -41,6 +43,8 @@ class Running(Protocol):
     actions: Actions | None
     devices: Devices
     sync: SyncService | None
+    announcer: Announcer | None
+    audio: AudioService | None
     updater: Updater
 
 
@@ -107,6 +111,15 @@ class CartFacade:
         except (PrinterError, OSError) as exc:
             raise ActionError(f"{type(exc).__name__}: {exc}") from None
 
+    def test_audio(self, by: str) -> dict[str, Any]:
+        announcer = self._d.announcer
+        if announcer is None:
+            raise ActionError("no speaker configured (audio.kind = \"none\")")
+        languages = announcer.test_prompt()
+        audio = self._d.audio
+        problem = None if audio is None or audio.health.ok else audio.health.error
+        return {"languages": languages, "problem": problem}
+
     def reset_lockout(self, by: str) -> dict[str, Any]:
         return dict(reset_lockout(self._d.store, by))
 
@@ -167,7 +180,8 @@ class CartFacade:
     def _not_configured(self, name: str) -> bool:
         cfg = self._d.cfg
         return {"scanner": cfg.scanner.kind == "none", "printer": cfg.printer.kind == "none",
-                "locker": not (cfg.locker.enabled and cfg.locker.compartments)}[name]
+                "locker": not (cfg.locker.enabled and cfg.locker.compartments),
+                "audio": cfg.audio.kind == "none", "light": cfg.light.kind == "none"}[name]
 
     def services(self) -> dict[str, dict[str, object]]:
         health = self._d.supervisor.health()

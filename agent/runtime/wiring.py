@@ -7,8 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from agent.config import AgentConfig
+from agent.devices.audio.service import AudioService
 from agent.devices.lockboard.locker import DoorEvent
-from agent.devices.protocols import Locker, Printer, Scanner
+from agent.devices.protocols import Light, Locker, Printer, Scanner
 from agent.devices.scanner.lines import ScanEvent
 from agent.flows.context import CartContext
 from agent.flows.printing import PrintQueue
@@ -24,10 +25,12 @@ class Devices:
     locker: Locker | None = None
     scanner: Scanner | None = None
     printer: Printer | None = None
+    light: Light | None = None
 
-    def started_in_order(self) -> list[Locker | Scanner | Printer]:
+    def started_in_order(self) -> list[Locker | Scanner | Printer | Light]:
         """Locker first: the flows' first scan may want a door."""
-        return [d for d in (self.locker, self.scanner, self.printer) if d is not None]
+        return [d for d in (self.locker, self.scanner, self.printer, self.light)
+                if d is not None]
 
 
 def build_locker(cfg: AgentConfig, on_door: OnDoor) -> Locker | None:
@@ -78,8 +81,38 @@ def build_printer(cfg: AgentConfig) -> Printer | None:
     )
 
 
+def build_light(cfg: AgentConfig) -> Light | None:
+    li = cfg.light
+    if li.kind == "none":
+        return None
+    from agent.devices.light.outputs import CART, FileLights, GpioLights, LightOutputs
+    from agent.devices.light.service import LightService
+
+    # A compartment's own light is named by its id; the cart's one light by CART.
+    offsets = {**li.lines, **({CART: li.cart_line} if li.cart_line is not None else {})}
+    outputs: LightOutputs = (FileLights(li.path) if li.kind == "file"
+                             else GpioLights(li.chip, offsets, li.active_low))
+    lit = list(li.lines)
+    if li.kind == "file" and not li.lines and li.cart_line is None:
+        lit = [c.id for c in cfg.locker.compartments]  # a file records a light for each
+    return LightService(outputs, {comp: comp for comp in lit},
+                        cart_light=li.cart_line is not None,
+                        blink_s=li.blink_s, max_blink_s=li.max_blink_s)
+
+
+def build_audio(cfg: AgentConfig) -> AudioService | None:
+    au = cfg.audio
+    if au.kind == "none":
+        return None
+    from agent.devices.audio.outputs import AlsaOutput, FileOutput
+
+    output = FileOutput(au.path, au.keep) if au.kind == "file" else AlsaOutput(au.device)
+    return AudioService(output, au.volume, au.queue)
+
+
 def build_devices(cfg: AgentConfig, on_scan: OnScan, on_door: OnDoor) -> Devices:
-    return Devices(build_locker(cfg, on_door), build_scanner(cfg, on_scan), build_printer(cfg))
+    return Devices(build_locker(cfg, on_door), build_scanner(cfg, on_scan), build_printer(cfg),
+                   build_light(cfg))
 
 
 def build_print_queue(cfg: AgentConfig, ctx: CartContext, printer: Printer | None

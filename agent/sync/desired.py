@@ -59,6 +59,7 @@ ROOT_ONLY = (
     "mqtt.tls", "mqtt.ca_file", "mqtt.cert_file", "mqtt.key_file",
     "scanner.port", "scanner.camera", "printer.port", "printer.host", "printer.path",
     "locker.port", "web.listen", "web.port", "backup.dir",
+    "audio.path", "audio.device", "light.chip", "light.path",
 )
 MAX_VERSION = 2**53  # what any JSON parser keeps exactly
 MAX_ERRORS = 20

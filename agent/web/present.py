@@ -24,7 +24,8 @@ STATES = {"free": ("空闲", "Free"), "holding": ("有包裹", "Parcel"),
           "out_of_service": ("停用", "Off")}
 DOORS = {"open": ("开", "open"), "closed": ("关", "closed"), "unknown": ("未知", "unknown")}
 DEVICES = {"scanner": ("扫码器", "Scanner"), "printer": ("打印机", "Printer"),
-           "locker": ("柜锁板", "Locker")}
+           "locker": ("柜锁板", "Locker"), "audio": ("扬声器", "Speaker"),
+           "light": ("指示灯", "Light")}
 # Feedback the resident screen leaves out: a forced door is for staff, not an alarm in public.
 NOT_FOR_RESIDENTS = {"forced_open"}
 

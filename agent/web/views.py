@@ -233,7 +233,8 @@ def build_app(web: WebContext) -> Bottle:
                       csrf=session.csrf, flash=flash, devices=present.devices(health),
                       sync=present.sync_state(read, health, now.tz),
                       grid=present.grid(read, now.tz), deposit=read.deposit_active(),
-                      cart_oos=read.out_of_service(), receipts=present.receipts(read, now))
+                      cart_oos=read.out_of_service(), receipts=present.receipts(read, now),
+                      audio=now.audio.kind != "none")
 
     def login_page(session: Session | None) -> str:
         if session is None:
@@ -356,6 +357,15 @@ def build_app(web: WebContext) -> Bottle:
                           f"No receipt for transaction {tx_id}; nothing printed") from None
         log.info("attendant reprinted the receipt of %s", tx_id)
         return Outcome("正在补打凭条", f"Reprinting the receipt of {tx_id}")
+
+    @post("/attendant/audio-test")
+    def audio_test() -> Outcome:
+        result = actions().test_audio(by=BY)
+        log.info("attendant played the test prompt")
+        if result["problem"]:
+            raise Refusal("扬声器故障，测试语音无法播放", f"The speaker fails: {result['problem']}")
+        return Outcome("正在播放测试语音", f"Playing the test prompt "
+                       f"({', '.join(result['languages'])})")
 
     def day_field(value: str | None) -> str | None:
         if not value:

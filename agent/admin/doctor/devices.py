@@ -20,6 +20,7 @@ from agent.admin.doctor.device_paths import (
     node_problem,
 )
 from agent.admin.doctor.report import Check, fail, ok, skip
+from agent.admin.doctor.sound import sound_checks
 from agent.config import AgentConfig
 from agent.devices.errors import cannot_open
 
@@ -27,7 +28,7 @@ ANSWER_S = 0.2  # how long the scanner port is read: it only speaks when a code 
 
 
 def device_checks(ctx: Context) -> list[Check]:
-    return [scanner(ctx), printer(ctx), *locker(ctx)]
+    return [scanner(ctx), printer(ctx), *locker(ctx), *sound_checks(ctx)]
 
 
 def _from_agent(ctx: Context, name: str, what: str, fix: str) -> Check:
