@@ -15,6 +15,7 @@ import pytest
 from fleet.client import FleetError
 from fleet.ingest import IngestWorker
 from tests.mqtt_broker import MosquittoBroker
+from tests.support import wait_for
 from tests.sync.synckit import Watcher
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,12 +48,14 @@ def test_probe_is_answered_by_whichever_worker_gets_it(tmp_path):
         workers = [IngestWorker(port=broker.port, db_url=str(tmp_path / "i.db"),
                                 client_id=f"w{i}").start() for i in range(3)]
         try:
-            probes = [json.loads(p)["probe"] for t, p, _r in watcher.messages
-                      if t == "carts/_probe/tx"]
-            answers = [json.loads(p)["probe"] for t, p, _r in watcher.messages
-                       if t == "carts/_probe/tx/ack"]
-            assert len(set(probes)) == 3
-            assert set(probes) <= set(answers)
+            def seen(topic: str) -> set[str]:
+                return {json.loads(p)["probe"] for t, p, _r in list(watcher.messages)
+                        if t == topic}
+
+            # Each worker saw its answer; the watcher hears it through the broker a moment later.
+            wait_for(lambda: len(seen("carts/_probe/tx")) == 3
+                     and seen("carts/_probe/tx") <= seen("carts/_probe/tx/ack"),
+                     what="every probe and its answer at the watcher")
             # Nothing of the probe reaches the database or the stats.
             assert all(w.count() == 0 and w.stats.messages == 0 for w in workers)
             # A forged probe with garbage is ignored, not stored, not fatal.
