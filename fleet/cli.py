@@ -18,16 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from fleet.client import PROTOCOLS, BrokerOptions, FleetError
-from fleet.control import (
-    CartOffline,
-    Signer,
-    check_cart,
-    command_args,
-    no_answer_reason,
-    push_config,
-    read_config_file,
-    send_command,
-)
 from fleet.keys import (
     SERVICE_CLAIMS,
     SERVICES,
@@ -39,6 +29,16 @@ from fleet.keys import (
     parse_ttl,
     read_signing_key,
     write_qr_png,
+)
+from fleet.operations import (
+    CartOffline,
+    Signer,
+    check_cart,
+    command_args,
+    no_answer_reason,
+    push_config,
+    read_config_file,
+    send_command,
 )
 from fleet.release_cli import add_release_parsers, run_release, run_update
 from fleet.status import collect_status, format_status

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from fleet.client import BrokerOptions
-from fleet.control import Signer
 from fleet.keys import check_kid, read_signing_key
+from fleet.operations import Signer
 
 Flags = Callable[[argparse.ArgumentParser], None]
 

@@ -17,8 +17,8 @@ from typing import Any
 from agent.contract import check_args
 from agent.update.manifest import MANIFEST_NAME, check_version
 from fleet.client import BrokerOptions, FleetError
-from fleet.control import CartOffline, Signer, check_cart, no_answer_reason, send_command
 from fleet.keys import BadInput
+from fleet.operations import CartOffline, Signer, check_cart, no_answer_reason, send_command
 from fleet.watch import read_retained
 
 

@@ -3,6 +3,6 @@
 Read side: `desk_carts` (folded from the carts' status, telemetry and config topics by
 `live`), the ingest's transactions table and what `follow` derives from it (alarms, parcels,
 compartments, hourly usage). Write side: alarm acknowledgements and the actions (config
-pushes, commands) that go through fleet.control, each recorded with who did it.
+pushes, commands) that go through fleet.operations, each recorded with who did it.
 `app` is the composition root; everything else is handed what it needs.
 """

@@ -1,6 +1,6 @@
 """Acting from the desk: a config push or a command, previewed, confirmed, recorded.
 
-The checks, the signing and the publishing are fleet.control's (the same code as
+The checks, the signing and the publishing are fleet.operations's (the same code as
 `cart-fleet push-config` and `cart-fleet command`); this module adds the preview (the diff
 against what the broker retains now) and the record of who did what, whatever the outcome.
 """
@@ -13,7 +13,9 @@ from typing import Any
 
 from agent.contract import SIGNATURES, CommandError, check_args
 from fleet.client import BrokerOptions, FleetError
-from fleet.control import (
+from fleet.desk.db import Database
+from fleet.keys import BadInput
+from fleet.operations import (
     Signer,
     check_push,
     command_args,
@@ -24,8 +26,6 @@ from fleet.control import (
     read_config_text,
     retained_desired,
 )
-from fleet.desk.db import Database
-from fleet.keys import BadInput
 
 MAX_DOCUMENT = 64 * 1024
 
@@ -113,7 +113,7 @@ def record(db: Database, username: str, kind: str, target: str, detail: dict[str
 
 def confirm_push(db: Database, opts: BrokerOptions, signer: Signer | None, username: str,
                  target: str, version: int, text: str, seen_version: int | None) -> int:
-    """Publish through fleet.control.push_config; returns the desk_actions id."""
+    """Publish through fleet.operations.push_config; returns the desk_actions id."""
     detail: dict[str, Any] = {"version": version, "signed": signer is not None}
     try:
         config = read_config_text(text, "the document")

@@ -21,13 +21,13 @@ from zoneinfo import ZoneInfo
 from bottle import Bottle
 
 from fleet.client import BrokerOptions, FleetError
-from fleet.control import Signer
 from fleet.desk import forms, pages
 from fleet.desk.db import Database, DeskDbError
 from fleet.desk.follow import Follower
 from fleet.desk.live import LiveFleet
 from fleet.desk.schema import migrate
 from fleet.desk.web import DeskContext, Refusal, refused_page, with_security_headers
+from fleet.operations import Signer
 from fleet.watch import FleetWatcher
 
 log = logging.getLogger("fleet.desk")

@@ -11,11 +11,11 @@ import threading
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fleet.client import BrokerOptions
-from fleet.control import Signer
 from fleet.desk.auth import AuthError, add_user, list_users, remove_user
 from fleet.desk.db import Database, DeskDbError
 from fleet.desk.schema import TABLE_NAME, migrate
 from fleet.keys import BadInput, parse_ttl
+from fleet.operations import Signer
 
 
 def _listen(text: str) -> tuple[str, int]:

@@ -8,7 +8,6 @@ import json
 from bottle import Bottle, request
 
 from agent.contract import SIGNATURES
-from fleet.control import retained_desired
 from fleet.desk import actions, auth, queries
 from fleet.desk.live import refresh_alarm_counts
 from fleet.desk.pages import cart_arg
@@ -25,6 +24,7 @@ from fleet.desk.web import (
     set_cookie,
     viewer,
 )
+from fleet.operations import retained_desired
 
 MAX_NOTE = 500
 

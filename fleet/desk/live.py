@@ -26,9 +26,9 @@ from typing import Any
 from agent.config import CART_ID_PATTERN
 from agent.contract import FLEET_SCOPE
 from agent.store.transactions import parse_rfc3339
-from fleet.control import decode_control
 from fleet.desk.attention import CartLive, assess, version_of
 from fleet.desk.db import Database
+from fleet.operations import decode_control
 from fleet.status import topic_kind
 
 log = logging.getLogger(__name__)

@@ -21,9 +21,9 @@ import bottle
 from bottle import HTTPResponse, request, response
 
 from fleet.client import BrokerOptions
-from fleet.control import Signer
 from fleet.desk import auth, i18n
 from fleet.desk.db import Database
+from fleet.operations import Signer
 
 log = logging.getLogger("fleet.desk")
 

@@ -196,7 +196,7 @@ def test_issue_token_refuses_what_a_cart_would_refuse(tmp_path: Path, capsys, ar
 
 def _retained(port: int, topic: str) -> dict | None:
     from fleet.client import BrokerOptions
-    from fleet.control import decode_control
+    from fleet.operations import decode_control
     from fleet.watch import read_retained
 
     payload = read_retained(BrokerOptions(port=port), [topic]).get(topic)

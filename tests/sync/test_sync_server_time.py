@@ -7,7 +7,7 @@ import time
 
 from agent.clock import TrustedClock
 from fleet.client import BrokerOptions
-from fleet.control import push_config, send_command
+from fleet.operations import push_config, send_command
 from tests.support import wait_for
 from tests.sync.synckit import CART
 

@@ -26,8 +26,8 @@ from agent.update import slots
 from agent.update.manifest import MANIFEST_NAME
 from agent.update.updater import CRASH_ENV
 from fleet.client import BrokerOptions
-from fleet.control import cart_status
 from fleet.keys import read_signing_key
+from fleet.operations import cart_status
 from fleet.rollout import Sent, roll_out, update_args
 from fleet.status import collect_status
 from tests.mqtt_broker import MosquittoBroker

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from agent.devices.sim.cart import SimulatedCart
 from fleet.client import BrokerOptions
-from fleet.control import retained_desired
+from fleet.operations import retained_desired
 from tests.fleet.desk.conftest import VIEWER, log_in
 from tests.fleet.desk.rig import MANAGER, DeskRig, http, login_http, screenshot_dir
 from tests.support import wait_for
