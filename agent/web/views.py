@@ -12,48 +12,41 @@ from __future__ import annotations
 
 import logging
 import queue
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import bottle
-from bottle import Bottle, HTTPResponse, request, response
+from bottle import Bottle, request, response
 
 from agent.flows.actions import MAX_REASON, ActionError
 from agent.ports import CartActions, ConfigView, Feeds, HealthView, ReadModel
 from agent.web import present
 from agent.web.auth import Lockout, Session, Sessions, csrf_ok
+from agent.web.requests import (
+    DAY,
+    TOO_LONG,
+    TX_ID,
+    Outcome,
+    Refusal,
+    client_address,
+    field,
+    redirect,
+    refused_page,
+    render,
+    same_origin,
+)
 from agent.web.stream import resident_stream
 
 log = logging.getLogger("agent.web")
 
 HERE = Path(__file__).parent
 STATIC_DIR = str(HERE / "static")
-TEMPLATE_LOOKUP = [str(HERE / "templates")]
 COOKIE = "cart_console"
 MAX_BODY = 16 * 1024
 BY = "attendant"
-TX_ID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
-DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-TOO_LONG = ("输入过长，未执行", "Input too long; nothing was done")
 Page = TypeVar("Page", bound=Callable[..., Any])
-
-
-class Refusal(Exception):
-    """A request refused before anything was done, with the words to tell the attendant."""
-
-    def __init__(self, zh: str, en: str) -> None:
-        super().__init__(en)
-        self.zh, self.en = zh, en
-
-
-@dataclass(frozen=True)
-class Outcome:
-    zh: str
-    en: str
-    back: str = "/attendant"
 
 
 @dataclass
@@ -66,45 +59,6 @@ class WebContext:
     sessions: Sessions
     lockout: Lockout
     stopping: Callable[[], bool]
-
-
-def render(name: str, **values: Any) -> str:
-    return str(bottle.template(name, template_lookup=TEMPLATE_LOOKUP, **values))
-
-
-def refused_page(status: int, zh: str, en: str, back: str = "/attendant") -> HTTPResponse:
-    body = render("refused", title="未执行 Refused", zh=zh, en=en, back=back)
-    return HTTPResponse(body, status, {"Content-Type": "text/html; charset=utf-8"})
-
-
-def redirect(to: str) -> str:
-    # Set on the shared response rather than returned as an HTTPResponse, which would replace
-    # its headers and so drop a session cookie set for this answer.
-    response.status = 303
-    response.set_header("Location", to)
-    return ""
-
-
-def field(name: str, max_len: int) -> str:
-    value = request.forms.getunicode(name)
-    if value is None:
-        return ""
-    if len(value) > max_len:
-        raise Refusal(*TOO_LONG)
-    return str(value).strip()
-
-
-def client_address() -> str:
-    """Who is guessing PINs: the peer address as the server saw it (never a header)."""
-    return str(request.environ.get("REMOTE_ADDR") or "")[:64]
-
-
-def same_origin() -> bool:
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return True
-    host = request.headers.get("Host", "")
-    return bool(host) and origin in (f"http://{host}", f"https://{host}")
 
 
 def build_app(web: WebContext) -> Bottle:
