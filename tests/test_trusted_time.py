@@ -212,6 +212,7 @@ def test_clock_an_hour_ahead_is_reported(tmp_path: Path,
                               what="the retained status")[-1]
             assert status["state"] == "online"
             assert {"since", "at"} <= set(status)
+            assert set(status["clock"]) == {"source", "offset_s", "alarm"}
             # A live command carries the server's time: the cart's wall clock is an hour on.
             listener.publish("carts/bc-test/cmd", {"id": "c1", "name": "ping", "args": {},
                                                    "at": rfc3339(time.time())})

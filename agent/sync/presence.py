@@ -50,7 +50,9 @@ class Presence:
                        "agent_version": __version__,
                        "config_version": versions["config_version"],
                        "fleet_config_version": versions["fleet_config_version"],
-                       "software": software_report(self.data_dir)})
+                       "software": software_report(self.data_dir),
+                       # the trusted clock as it stood then; telemetry carries the current one
+                       "clock": self.clock_state()})
 
     def clock_state(self) -> dict[str, Any]:
         if self.trusted is None:

@@ -38,7 +38,8 @@ def test_last_will_says_offline_when_the_cart_dies(tmp_path, broker, make_watche
         assert wait_line(proc, 10) == "online"
         online = watcher.wait_for(status, lambda d: d["state"] == "online")
         assert set(online) == {"state", "since", "at", "agent_version", "config_version",
-                               "fleet_config_version", "software"}
+                               "fleet_config_version", "software", "clock"}
+        assert set(online["clock"]) == {"source", "offset_s", "alarm"}
         proc.kill()
         proc.wait(5)
         offline = watcher.wait_for(status, lambda d: d["state"] == "offline", timeout_s=10)
