@@ -22,14 +22,21 @@ class Answers:
     def __init__(self, data_dir: Path) -> None:
         self.events: list[dict[str, Any]] = []
         threading.Thread(target=self._listen, args=(data_dir,), daemon=True).start()
-        wait_for(lambda: self.events, what="feedback stream")
+        wait_for(lambda: self.events, 20, what="feedback stream")
 
     def _listen(self, data_dir: Path) -> None:
-        try:
-            for reply in call(str(data_dir), {"op": "feedback_stream"}, timeout_s=600):
-                self.events.append(reply.get("feedback") or {"kind": "hello"})
-        except OSError:
-            pass
+        # The daemon may still be opening its control socket (a busy machine): try again
+        # until the stream is open, then follow it to its end.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                for reply in call(str(data_dir), {"op": "feedback_stream"}, timeout_s=600):
+                    self.events.append(reply.get("feedback") or {"kind": "hello"})
+                return
+            except OSError:
+                if self.events or time.monotonic() > deadline:
+                    return
+                time.sleep(0.1)
 
     def after_scan(self, cart: FaultCart, code: str) -> dict[str, Any]:
         before = len(self.events)
