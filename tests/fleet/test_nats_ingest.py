@@ -50,11 +50,11 @@ class Cart:
         self.client.loop_stop()
 
 
-async def _workers(nats: Any, db: str, n: int) -> tuple[list[NatsIngest], asyncio.Event,
-                                                        list[asyncio.Task[None]]]:
+async def _workers(nats: Any, db: str, n: int, batch: int = 500
+                   ) -> tuple[list[NatsIngest], asyncio.Event, list[asyncio.Task[None]]]:
     stop = asyncio.Event()
-    workers = [NatsIngest(NatsOptions(servers=nats.nats_urls, name=f"w{i}", ack_wait_s=5),
-                          db) for i in range(n)]
+    workers = [NatsIngest(NatsOptions(servers=nats.nats_urls, name=f"w{i}", ack_wait_s=5,
+                                      batch=batch), db) for i in range(n)]
     tasks = [asyncio.create_task(w.run(stop)) for w in workers]
     for w in workers:
         await asyncio.wait_for(w.ready.wait(), 20)
@@ -64,19 +64,25 @@ async def _workers(nats: Any, db: str, n: int) -> tuple[list[NatsIngest], asynci
 def test_two_workers_compete_and_store_each_tx_once(nats, pg):
     db = pg.create_database("compete")
 
-    async def scenario() -> tuple[list[NatsIngest], set[str], set[str]]:
-        workers, stop, tasks = await _workers(nats, db, 2)
-        cart = await asyncio.to_thread(Cart, nats.mqtt_ports[1])
+    def publish_all(cart: Cart) -> set[str]:
         sent: set[str] = set()
-        try:
-            for start in range(0, 400, 4):
-                batch = [tx(start + k + 1) for k in range(4)]
-                sent |= {t["id"] for t in batch}
+        for start in range(0, 400, 4):
+            batch = [tx(start + k + 1) for k in range(4)]
+            sent |= {t["id"] for t in batch}
+            cart.send(batch)
+            if start == 200:  # the same batch again: a cart that missed its ack
                 cart.send(batch)
-                if start == 200:  # the same batch again: a cart that missed its ack
-                    cart.send(batch)
-                if start % 40 == 0:
-                    await asyncio.sleep(0.02)  # let both workers pull
+            time.sleep(0.005)
+        return sent
+
+    async def scenario() -> tuple[list[NatsIngest], set[str], set[str]]:
+        # Small pull batches, and the cart publishing from its own thread so the workers'
+        # event loop keeps pulling: otherwise one worker's open request can take every
+        # message that arrives while the other's has expired.
+        workers, stop, tasks = await _workers(nats, db, 2, batch=8)
+        cart = await asyncio.to_thread(Cart, nats.mqtt_ports[1])
+        try:
+            sent = await asyncio.to_thread(publish_all, cart)
             for _ in range(200):
                 if cart.acked() >= sent:
                     break
