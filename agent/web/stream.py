@@ -28,7 +28,9 @@ def sse(event: str, data: dict[str, Any], ident: int | None = None) -> str:
 
 
 def resident_stream(feeds: Feeds, read: ReadModel, health: HealthView,
-                    stopping: Callable[[], bool]) -> Iterator[str]:
+                    stopping: Callable[[], bool], hold_s: Callable[[], int]) -> Iterator[str]:
+    """`hold_s` (web.answer_s as it is now) goes with each answer, so a pushed change is
+    taken up by a screen that stays open for days."""
     sub = feeds.feedback.subscribe(50)
     try:
         # `retry` makes the browser reconnect quickly after a daemon restart.
@@ -52,6 +54,6 @@ def resident_stream(feeds: Feeds, read: ReadModel, health: HealthView,
                 continue
             public = resident_event(event)
             if public is not None:
-                yield sse("feedback", public, event.id)
+                yield sse("feedback", {**public, "hold_s": hold_s()}, event.id)
     finally:
         feeds.feedback.unsubscribe(sub)

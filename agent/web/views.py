@@ -168,7 +168,8 @@ def build_app(web: WebContext) -> Bottle:
     @get("/events")
     def events() -> Any:
         response.content_type = "text/event-stream; charset=utf-8"
-        return resident_stream(web.feeds, read, health, web.stopping)
+        return resident_stream(web.feeds, read, health, web.stopping,
+                               lambda: cfg().web.answer_s)
 
     @get("/static/<path:path>")
     def static(path: str) -> Any:

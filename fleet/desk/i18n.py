@@ -41,7 +41,8 @@ WAIT_BUCKETS: list[tuple[str, float, Text]] = [
 STATES: dict[str, Text] = {"online": ("在线", "Online"), "offline": ("离线", "Offline"),
                            "unknown": ("未知", "Unknown")}
 DEVICES: dict[str, Text] = {"scanner": ("扫码器", "Scanner"), "printer": ("打印机", "Printer"),
-                            "locker": ("柜锁", "Locks")}
+                            "locker": ("柜锁", "Locks"), "audio": ("语音播报", "Speaker"),
+                            "light": ("指示灯", "Signal light")}
 
 
 def refusal(reason: str) -> Text:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.mqtt_broker import MosquittoBroker
+from tests.mqtt_broker import MosquittoBroker, free_port
 from tests.support import wait_for
 from tests.web.support import SCREENSHOTS, WebRig
 
@@ -118,6 +118,33 @@ def test_a_tap_keeps_the_answer_up(tmp_path: Path, page: Any) -> None:
         page.mouse.click(400, 300)
         expect(page.locator("#idle")).to_be_visible()
         page.mouse.click(400, 300)          # a tap on the idle screen does nothing
+        expect(page.locator("#idle")).to_be_visible()
+    finally:
+        rig.stop()
+
+
+def test_a_pushed_answer_time_applies_without_a_reload(tmp_path: Path, page: Any) -> None:
+    """The kiosk page stays open for days: a changed web.answer_s reaches it with the next
+    answer, through the restarted screens' event stream, not the page it loaded with."""
+    rig = WebRig(tmp_path, web={"answer_s": 8, "port": free_port()})
+    try:
+        page.clock.install()
+        page.goto(rig.base + "/")
+        expect(page.locator("body")).to_have_attribute("data-live", "1")
+        old_web = rig.web
+        old = rig.daemon.cfg
+        new = old.model_copy(update={"web": old.web.model_copy(update={"answer_s": 30})})
+        page.evaluate("delete document.body.dataset.live")
+        rig.daemon.rebuild(old, new)
+        wait_for(lambda: (svc := rig.daemon.supervisor.services().get("web")) is not old_web
+                 and svc is not None and svc.health.ok, what="the screens restarted")
+        expect(page.locator("body")).to_have_attribute("data-live", "1", timeout=10_000)
+        assert page.locator("#screen").get_attribute("data-answer-s") == "8"  # not reloaded
+
+        scan_and_see(rig, page, "hello", "请扫描应用中的取件码")
+        page.clock.fast_forward(20_000)     # past the page's 8 s, short of the pushed 30 s
+        expect(page.locator("#answer")).to_be_visible()
+        page.clock.fast_forward(11_000)
         expect(page.locator("#idle")).to_be_visible()
     finally:
         rig.stop()

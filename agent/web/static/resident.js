@@ -1,10 +1,11 @@
 // The resident screen: each answer to a scan arrives over server-sent events and stays up
-// until the next scan or for the configured time (web.answer_s), then the screen goes back to
-// explaining what can be scanned. A tap keeps the answer up; a second tap puts it away.
+// until the next scan or for the configured time (web.answer_s, sent with each answer so a
+// pushed change needs no reload), then the screen goes back to explaining what can be
+// scanned. A tap keeps the answer up; a second tap puts it away.
 (function () {
   "use strict";
   var screen = document.getElementById("screen");
-  var HOLD_MS = 1000 * (parseInt(screen.dataset.answerS, 10) || 20);
+  var PAGE_HOLD_S = parseInt(screen.dataset.answerS, 10) || 20;
   var idle = document.getElementById("idle");
   var answer = document.getElementById("answer");
   var big = document.getElementById("answer-big");
@@ -78,6 +79,7 @@
 
   function show(ev) {
     var kind = markOf(ev);
+    var holdMs = 1000 * (ev.hold_s > 0 ? ev.hold_s : PAGE_HOLD_S);
     answer.className = "answer " + kindClass(ev);
     mark.dataset.mark = kind;
     markZh.textContent = MARKS[kind][0];
@@ -92,12 +94,12 @@
     say(keep, KEEP_HINTS.running);
     document.body.dataset.state = "answer";
     document.body.dataset.kind = ev.kind;
-    bar.style.animationDuration = HOLD_MS + "ms";
+    bar.style.animationDuration = holdMs + "ms";
     bar.classList.remove("run");
     void bar.offsetWidth;  // restart the countdown animation
     bar.classList.add("run");
     if (backToIdle) { clearTimeout(backToIdle); }
-    backToIdle = setTimeout(toIdle, HOLD_MS);
+    backToIdle = setTimeout(toIdle, holdMs);
     announceAnswer(MARKS[kind], ev);
   }
 

@@ -10,16 +10,18 @@ import json
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from agent.ids import new_ulid
 from fleet.cli import main
-from fleet.desk import auth
+from fleet.desk import auth, i18n
 from fleet.desk.attention import CartLive, assess
 from fleet.desk.charts import Series, bar_chart, hbar_chart
 from fleet.desk.db import Database, DeskDbError
 from fleet.desk.follow import Follower
+from fleet.desk.i18n import reason_text
 from fleet.desk.live import LiveFleet
 from fleet.desk.schema import LATEST, migrate
 from fleet.storage_pg import PostgresStorage
@@ -238,8 +240,6 @@ def test_the_follower_derives_alarms_parcels_and_usage_once(db: Database, db_url
         assert oos == {"oos": False}
 
         # Started in another time zone, the desk counts its days and hours in that one.
-        from zoneinfo import ZoneInfo
-
         from fleet.desk.usage import ensure_zone
 
         assert ensure_zone(db, ZoneInfo("America/New_York")) is True
@@ -317,6 +317,13 @@ def test_offline_too_long_raises_an_alarm_that_clears_when_back(db: Database) ->
     assert again.carts["bc-01"].state == "online"
 
 
+def test_every_device_a_cart_reports_has_desk_words() -> None:
+    from agent.runtime.facade import DEVICES as REPORTED
+
+    assert set(REPORTED) == set(i18n.DEVICES)
+    assert all(zh and en and zh != en for zh, en in i18n.DEVICES.values())
+
+
 def test_attention_reasons_in_words() -> None:
     now = 1_800_000_000.0
     c = CartLive("bc-01", "online", now - 60, now, {"state": "online"},
@@ -330,6 +337,8 @@ def test_attention_reasons_in_words() -> None:
     codes = [r["code"] for r in a.reasons]
     assert codes == ["paper_out", "device", "backlog", "disk_low", "config_pending", "clock"]
     assert set(a.conditions) == {"paper_out", "clock"}
+    speaker = {"code": "device", "device": "audio", "error": "no sound card"}
+    assert reason_text(speaker, ZoneInfo("Asia/Shanghai"), now)[0].startswith("语音播报")
     offline = assess(CartLive("bc-02", "offline", now - 7200), None, now)
     assert offline.score > a.score - 100
     assert offline.reasons[0]["code"] == "offline"
