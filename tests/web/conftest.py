@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from agent.web.auth import hash_pin
-from tests.web.support import CHROMIUM, CHROMIUM_ARGS, PIN, SCREENSHOTS, WebRig
+from tests.web.support import PIN, SCREENSHOTS, WebRig
 
 
 @pytest.fixture(scope="session")
@@ -32,20 +32,6 @@ def screenshots_in_tmp(tmp_path: Path) -> Iterator[Path]:
         yield tmp_path
     finally:
         SCREENSHOTS.test_dir = None
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture

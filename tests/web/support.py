@@ -1,47 +1,31 @@
 """The screens under test: a Rig (the real daemon on simulators) with the web service on a free
-port, plain HTTP helpers that follow no redirects, and the headless Chromium settings."""
+port, plain HTTP helpers that follow no redirects, and where screenshots go."""
 
 from __future__ import annotations
 
 import http.client
-import os
 import re
 import urllib.parse
 from pathlib import Path
 from typing import Any
 
 from agent.web.server import WebService
+from tests.browser import screenshot_dir
 from tests.flows_support import Clock, Rig
 from tests.support import wait_for
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-DOC_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-REFRESH_ENV = "CART_REFRESH_SCREENSHOTS"
-
 
 class ScreenshotDir:
-    """Where the screen tests write screenshots: `SCREENSHOTS / "name.png"`.
-
-    A test run writes them under the running test's own tmp dir, so running the tests never
-    changes the repository. The documented ones in docs/screenshots/ change only when asked:
-    `scripts/screenshots` (which sets CART_REFRESH_SCREENSHOTS=1)."""
+    """Where the screen tests write screenshots: `SCREENSHOTS / "name.png"` (see
+    tests/browser.py: the test's own tmp dir, or docs/screenshots/ when refreshing)."""
 
     def __init__(self) -> None:
         self.test_dir: Path | None = None  # set for each test by an autouse fixture
 
-    @property
-    def folder(self) -> Path:
-        if os.environ.get(REFRESH_ENV) == "1":
-            return DOC_SCREENSHOTS
+    def __truediv__(self, name: str) -> Path:
         if self.test_dir is None:
             raise RuntimeError("screenshots are taken inside a test (tests/web/conftest.py)")
-        return self.test_dir / "screenshots"
-
-    def __truediv__(self, name: str) -> Path:
-        path = self.folder / name  # a name may hold a subfolder: "a11y/idle.png"
+        path = screenshot_dir(self.test_dir) / name  # a name may hold a subfolder: "a11y/x.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 

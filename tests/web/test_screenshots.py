@@ -1,5 +1,6 @@
 """Running the tests never changes docs/screenshots/: screenshots go to the test's tmp dir,
-and only `scripts/screenshots` (CART_REFRESH_SCREENSHOTS=1) refreshes the documented ones."""
+and only `scripts/screenshots` (CART_REFRESH_SCREENSHOTS=1) refreshes the documented ones,
+for the cart's screens and the fleet desk alike."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.web.support import DOC_SCREENSHOTS, REFRESH_ENV, SCREENSHOTS
+from tests.browser import DOC_SCREENSHOTS, REFRESH_ENV, screenshot_dir
+from tests.web.support import SCREENSHOTS
 
 
 def _docs() -> dict[str, tuple[int, int]]:
@@ -28,8 +30,11 @@ def test_a_screenshot_lands_in_the_tests_tmp_dir(page: Any, tmp_path: Path,
     assert _docs() == before
 
 
-def test_refreshing_is_asked_for_explicitly(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_refreshing_is_asked_for_explicitly(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cart's screens and the desk write through the same switch."""
     monkeypatch.setenv(REFRESH_ENV, "1")
-    assert SCREENSHOTS.folder == DOC_SCREENSHOTS
+    assert screenshot_dir(tmp_path) == DOC_SCREENSHOTS
     monkeypatch.setenv(REFRESH_ENV, "0")
-    assert SCREENSHOTS.folder.parent == SCREENSHOTS.test_dir
+    assert screenshot_dir(tmp_path) == tmp_path / "screenshots"
+    assert SCREENSHOTS.test_dir == tmp_path  # the cart's screens: the running test's dir

@@ -11,7 +11,6 @@ import pytest
 
 from tests.fleet.desk.rig import MANAGER, VIEWER, DeskRig
 from tests.postgres_cluster import PostgresCluster, postgres_cluster
-from tests.web.support import CHROMIUM, CHROMIUM_ARGS
 
 
 @pytest.fixture(scope="module")
@@ -27,20 +26,6 @@ def rig(tmp_path: Path, pg: PostgresCluster) -> Iterator[DeskRig]:
         yield r
     finally:
         r.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -29,14 +28,6 @@ from tests.support import wait_for
 
 MANAGER = ("boss", "correct horse battery")
 VIEWER = ("watcher", "viewer password 1")
-
-
-def screenshot_dir(tmp: Path) -> Path:
-    """Tests keep their screenshots in their own directory; refreshing the documented ones is
-    an explicit run with CART_SCREENSHOTS_DIR=docs/screenshots."""
-    target = Path(os.environ.get("CART_SCREENSHOTS_DIR") or tmp / "screenshots")
-    target.mkdir(parents=True, exist_ok=True)
-    return target
 
 
 class LightCart:

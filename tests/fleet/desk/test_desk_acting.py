@@ -13,8 +13,9 @@ from playwright.sync_api import expect
 from agent.devices.sim.cart import SimulatedCart
 from fleet.client import BrokerOptions
 from fleet.operations import retained_desired
+from tests.browser import screenshot_dir
 from tests.fleet.desk.conftest import VIEWER, log_in
-from tests.fleet.desk.rig import MANAGER, DeskRig, http, login_http, screenshot_dir
+from tests.fleet.desk.rig import MANAGER, DeskRig, http, login_http
 from tests.support import wait_for
 
 pytestmark = pytest.mark.browser

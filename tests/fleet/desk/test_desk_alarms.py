@@ -10,8 +10,9 @@ import pytest
 from playwright.sync_api import expect
 
 from agent.devices.sim.cart import SimulatedCart
+from tests.browser import screenshot_dir
 from tests.fleet.desk.conftest import log_in
-from tests.fleet.desk.rig import DeskRig, screenshot_dir
+from tests.fleet.desk.rig import DeskRig
 from tests.support import wait_for
 
 pytestmark = pytest.mark.browser

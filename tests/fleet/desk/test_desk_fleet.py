@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser import screenshot_dir
 from tests.fleet.desk.conftest import VIEWER, log_in
-from tests.fleet.desk.rig import DeskRig, screenshot_dir
+from tests.fleet.desk.rig import DeskRig
 
 pytestmark = pytest.mark.browser
 

@@ -1,5 +1,5 @@
 """The desk on a phone and on a laptop: nothing wider than the screen, everything reachable;
-the screenshots of docs/screenshots/desk-*.png come from here (CART_SCREENSHOTS_DIR)."""
+the screenshots of docs/screenshots/desk-*.png come from here (scripts/screenshots)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser import screenshot_dir
 from tests.fleet.desk.conftest import VIEWER, log_in
-from tests.fleet.desk.rig import DeskRig, screenshot_dir
+from tests.fleet.desk.rig import DeskRig
 from tests.support import wait_for
 
 pytestmark = pytest.mark.browser

@@ -17,8 +17,9 @@ import pytest
 from playwright.sync_api import expect
 
 from fleet.desk.i18n import WAIT_BUCKETS
+from tests.browser import screenshot_dir
 from tests.fleet.desk.conftest import VIEWER, log_in
-from tests.fleet.desk.rig import DeskRig, LightCart, http, login_http, screenshot_dir
+from tests.fleet.desk.rig import DeskRig, LightCart, http, login_http
 from tests.support import wait_for
 
 pytestmark = pytest.mark.browser
