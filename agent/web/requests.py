@@ -63,11 +63,3 @@ def field(name: str, max_len: int) -> str:
 def client_address() -> str:
     """Who is guessing PINs: the peer address as the server saw it (never a header)."""
     return str(request.environ.get("REMOTE_ADDR") or "")[:64]
-
-
-def same_origin() -> bool:
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return True
-    host = request.headers.get("Host", "")
-    return bool(host) and origin in (f"http://{host}", f"https://{host}")

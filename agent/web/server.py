@@ -28,23 +28,11 @@ from waitress.task import ThreadedTaskDispatcher
 from agent.health import Health
 from agent.ports import CartActions, ConfigView, Feeds, HealthView, ReadModel
 from agent.web.auth import Lockout, Sessions
+from agent.web.guard import WSGIApp, with_security_headers
 from agent.web.views import WebContext, build_app
 
 log = logging.getLogger("agent.web")
 
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-
-# default-src 'self' forbids inline scripts and styles: every script and style is a file under
-# /static. frame-ancestors and X-Frame-Options both refuse framing (clickjacking the console).
-SECURITY_HEADERS = [
-    ("Content-Security-Policy", "default-src 'self'; base-uri 'none'; form-action 'self'; "
-                                "frame-ancestors 'none'"),
-    ("X-Frame-Options", "DENY"),
-    ("X-Content-Type-Options", "nosniff"),
-    # Not no-referrer: under it Chromium sends `Origin: null` on form posts, and the console
-    # refuses POSTs whose Origin is not its own.
-    ("Referrer-Policy", "same-origin"),
-]
 SESSION_IDLE_S = 15 * 60
 POLL_S = 0.25          # how often the poll loop looks at the stop flag
 THREADS = 12           # request workers
@@ -54,34 +42,6 @@ MAX_CONNECTIONS = 1000  # sockets, and never more than half the descriptor limit
 HEADER_S = 5.0         # to send a whole request
 IDLE_S = 15            # between requests on a kept-alive connection
 STREAM_PATH = "/events"
-
-
-class _ErrorLog:
-    """`wsgi.errors` into the log: bottle writes the traceback of a failed route there."""
-
-    def write(self, text: str) -> None:
-        if text.strip():
-            log.error("a screen request failed:\n%s", text.rstrip())
-
-    def flush(self) -> None:
-        pass
-
-
-def with_security_headers(app: WSGIApp) -> WSGIApp:
-    """Adds the security headers to every answer (error pages and redirects included) and
-    sends bottle's tracebacks to the log instead of stderr."""
-    def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        static = str(environ.get("PATH_INFO", "")).startswith("/static/")
-        environ["wsgi.errors"] = _ErrorLog()
-
-        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            # Pages show live state (and the console's form tokens): never from a cache.
-            # Static files may be kept but are revalidated (their Last-Modified answers 304).
-            headers = [h for h in headers if h[0].lower() != "cache-control"]
-            headers += [*SECURITY_HEADERS, ("Cache-Control", "no-cache" if static else "no-store")]
-            return start_response(status, headers, exc_info)
-        return app(environ, start)
-    return wrapped
 
 
 class _CartServer(TcpWSGIServer):  # type: ignore[misc]  # waitress ships no types
@@ -181,7 +141,7 @@ class WebService:
         self._closing = threading.Event()
         self.app = StreamLimit(with_security_headers(build_app(WebContext(
             actions, read, health, config, feeds, self.sessions, lockout,
-            stopping=self._closing.is_set))), slots=MAX_STREAMS, max_s=STREAM_MAX_S,
+            stopping=self._closing.is_set)), log), slots=MAX_STREAMS, max_s=STREAM_MAX_S,
             on_count=self._screens)
 
     def _screens(self, count: int) -> None:

@@ -24,6 +24,7 @@ from agent.flows.actions import MAX_REASON, ActionError
 from agent.ports import CartActions, ConfigView, Feeds, HealthView, ReadModel
 from agent.web import present
 from agent.web.auth import Lockout, Session, Sessions, csrf_ok
+from agent.web.guard import same_origin
 from agent.web.requests import (
     DAY,
     TOO_LONG,
@@ -35,7 +36,6 @@ from agent.web.requests import (
     redirect,
     refused_page,
     render,
-    same_origin,
 )
 from agent.web.stream import resident_stream
 

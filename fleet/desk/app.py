@@ -20,13 +20,14 @@ from zoneinfo import ZoneInfo
 
 from bottle import Bottle
 
+from agent.web.guard import with_security_headers
 from fleet.client import BrokerOptions, FleetError
 from fleet.desk import forms, pages
 from fleet.desk.db import Database, DeskDbError
 from fleet.desk.follow import Follower
 from fleet.desk.live import LiveFleet
 from fleet.desk.schema import migrate
-from fleet.desk.web import DeskContext, Refusal, refused_page, with_security_headers
+from fleet.desk.web import DeskContext, Refusal, refused_page
 from fleet.operations import Signer
 from fleet.watch import FleetWatcher
 
@@ -78,7 +79,7 @@ def build_app(ctx: DeskContext) -> Any:
     def not_allowed(_error: Any) -> Any:
         return refused_page(ctx, Refusal(405, "请求方式不对", "Method not allowed")).body
 
-    return with_security_headers(app)
+    return with_security_headers(app, log)
 
 
 class Desk:

@@ -8,6 +8,7 @@ import json
 from bottle import Bottle, request
 
 from agent.contract import SIGNATURES
+from agent.web.guard import same_origin
 from fleet.desk import actions, auth, queries
 from fleet.desk.live import refresh_alarm_counts
 from fleet.desk.pages import cart_arg
@@ -20,7 +21,6 @@ from fleet.desk.web import (
     redirect,
     render,
     safe_path,
-    same_origin,
     set_cookie,
     viewer,
 )

@@ -11,7 +11,7 @@ import datetime as dt
 import logging
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import bottle
 from bottle import HTTPResponse, request, response
 
+from agent.web.guard import same_origin
 from fleet.client import BrokerOptions
 from fleet.desk import auth, i18n
 from fleet.desk.db import Database
@@ -32,20 +33,6 @@ STATIC_DIR = str(HERE / "static")
 TEMPLATES = [str(HERE / "templates")]
 COOKIE = "desk_session"
 MAX_BODY = 96 * 1024
-
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-
-# As the cart's screens: default-src 'self' forbids inline scripts and styles (every script
-# and style is a file under /static), nothing may frame the desk, no MIME sniffing.
-SECURITY_HEADERS = [
-    ("Content-Security-Policy", "default-src 'self'; base-uri 'none'; form-action 'self'; "
-                                "frame-ancestors 'none'"),
-    ("X-Frame-Options", "DENY"),
-    ("X-Content-Type-Options", "nosniff"),
-    # same-origin, not no-referrer: Chromium then sends `Origin: null` on form posts.
-    ("Referrer-Policy", "same-origin"),
-]
-
 
 @dataclass
 class DeskContext:
@@ -61,18 +48,6 @@ class Refusal(Exception):
     def __init__(self, status: int, zh: str, en: str) -> None:
         super().__init__(en)
         self.status, self.zh, self.en = status, zh, en
-
-
-def with_security_headers(app: WSGIApp) -> WSGIApp:
-    def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        static = str(environ.get("PATH_INFO", "")).startswith("/static/")
-
-        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            headers = [h for h in headers if h[0].lower() != "cache-control"]
-            headers += [*SECURITY_HEADERS, ("Cache-Control", "no-cache" if static else "no-store")]
-            return start_response(status, headers, exc_info)
-        return app(environ, start)
-    return wrapped
 
 
 def render(template: str, ctx: DeskContext, session: auth.Session | None = None, /,
@@ -114,14 +89,6 @@ def form(name: str, max_len: int) -> str:
 def arg(name: str, max_len: int = 64, default: str = "") -> str:
     value = request.query.getunicode(name)
     return default if value is None else str(value)[:max_len]
-
-
-def same_origin() -> bool:
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return True
-    host = request.headers.get("Host", "")
-    return bool(host) and origin in (f"http://{host}", f"https://{host}")
 
 
 def current_session(ctx: DeskContext) -> auth.Session | None:

@@ -166,7 +166,8 @@ def test_event_stream_shows_only_public_fields(web_rig: WebRig) -> None:
     assert data["big"] == "1"
     assert "政务服务 1 号" in data["zh"]
     assert "No. 1" in data["en"]
-    assert set(data) == {"id", "kind", "zh", "en", "reason", "big"}
+    assert set(data) == {"id", "kind", "zh", "en", "reason", "big", "hold_s"}
+    assert data["hold_s"] == 20  # web.answer_s's default, as the config says now
     jti = web_rig.txs("ticket.issue")[0]["data"]["jti"]
     assert jti not in json.dumps(data)
     assert token not in json.dumps(data)
