@@ -9,9 +9,7 @@ is free, so its address is easy to remember.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -19,7 +17,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +24,7 @@ from typing import Any
 from agent.admin.control_client import call
 from agent.config import AgentConfig, load, overlay, read_document, validate
 from agent.devices.sim.cart import SimulatedCart
+from agent.toml_write import to_toml
 from demo.walk import REPO, Demo, Screen, say, walk
 
 CONFIG = REPO / "config" / "demo.toml"
@@ -54,32 +52,6 @@ def choose_port(keep: bool, asked: int | None) -> int:
     return KEPT_PORT if keep and port_is_free(KEPT_PORT) else 0
 
 
-def _key(name: str) -> str:
-    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else json.dumps(name)
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):  # JSON's string escapes are a subset of TOML's basic strings
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, list):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items()) + "}"
-    raise TypeError(f"no TOML for {type(value).__name__}")
-
-
-def to_toml(doc: dict[str, Any]) -> str:
-    """A config document as TOML, one top-level key per line (tables inline)."""
-    text = "".join(f"{_key(k)} = {_value(v)}\n" for k, v in doc.items())
-    if tomllib.loads(text) != doc:  # never hand the daemon a file that says something else
-        raise ValueError("the document does not survive a TOML round trip")
-    return text
-
-
 def write_run_config(run_dir: Path, sim: SimulatedCart, port: int) -> Path:
     """config/demo.toml with this run's directory, devices and web port laid over it."""
     doc = overlay(read_document(CONFIG), {
@@ -102,12 +74,19 @@ def zone_label(cfg: AgentConfig) -> str:
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], cfg: AgentConfig) -> bool:
+    """The control socket answers and the scanner has its port open: the scanner drops what
+    waited on the port when it opens it, so a first scan sent earlier would be lost."""
     deadline = time.monotonic() + 30
-    while not (Path(cfg.data_dir) / "control.sock").exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            return False
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (Path(cfg.data_dir) / "control.sock").exists():
+            try:
+                ping = next(iter(call(cfg.data_dir, {"op": "ping"})))
+            except (OSError, StopIteration):
+                ping = {}
+            if (ping.get("health", {}).get("scanner") or {}).get("ok"):
+                return True
         time.sleep(0.1)
-    return True
+    return False
 
 
 def _web_address(cfg: AgentConfig) -> tuple[str | None, str | None]:

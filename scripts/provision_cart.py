@@ -24,7 +24,14 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from provision_toml import Refused, to_toml
+# The repository's TOML writer, which imports nothing but the standard library.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from agent.toml_write import TomlError, to_toml
+
+
+class Refused(Exception):
+    """Bad input: nothing was changed."""
+
 
 SOURCE = Path(__file__).resolve().parent.parent
 PACKAGES = ["python3-venv", "libzbar0", "fonts-hanazono", "fonts-wqy-microhei", "cage",
@@ -256,7 +263,11 @@ def configuration(p: Provision, args: argparse.Namespace) -> bool:
     header = (f"# cart {args.cart_id}: written by scripts/provision-cart from "
               f"{Path(args.layout).name}.\n# Edit the layout or the options and run it "
               "again; changes made here are replaced.\n\n")
-    changed = p.put(f"{CONF_DIR}/agent.toml", (header + to_toml(doc)).encode(), 0o640, owner)
+    try:
+        text = to_toml(doc)
+    except TomlError as exc:
+        raise Refused(f"the config cannot be written: {exc}") from None
+    changed = p.put(f"{CONF_DIR}/agent.toml", (header + text).encode(), 0o640, owner)
     if args.mqtt_password_file:
         secret = Path(args.mqtt_password_file).read_text(encoding="utf-8").strip()
         changed |= p.put(f"{CONF_DIR}/mqtt-password", (secret + "\n").encode(), 0o640, owner)

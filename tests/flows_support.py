@@ -75,6 +75,11 @@ class Rig:
         assert locker is not None
         wait_for(lambda: all(v is not None for v in locker.door_states().values()),
                  what="first door reading")
+        # The scanner opens its port (and drops what waited there) after the flows start: a
+        # scan sent before that would be lost on a busy machine.
+        scanner = self.daemon.devices.scanner
+        if scanner is not None:
+            wait_for(lambda: scanner.health.ok, what="the scanner's port to open")
 
     def scan(self, text: str | bytes, timeout_s: float = 10.0) -> Feedback:
         """Scan on the simulated scanner and return the resident's answer."""

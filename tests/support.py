@@ -2,44 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from agent.config import overlay
-
-
-def _value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)
-    if isinstance(v, list):
-        return "[" + ", ".join(_value(i) for i in v) + "]"
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{json.dumps(k)} = {_value(i)}" for k, i in v.items()) + "}"
-    raise TypeError(type(v))
-
-
-def to_toml(doc: dict[str, Any], prefix: str = "") -> str:
-    """Enough TOML for config files: scalars, inline tables, tables, arrays of tables."""
-    lines = [f"{k} = {_value(v)}" for k, v in doc.items()
-             if not isinstance(v, dict) and not (isinstance(v, list) and v
-                                                  and isinstance(v[0], dict))]
-    for k, v in doc.items():
-        name = f"{prefix}{k}"
-        if isinstance(v, dict):
-            lines.append(f"\n[{name}]")
-            lines.append(to_toml(v, name + "."))
-        elif isinstance(v, list) and v and isinstance(v[0], dict):
-            for item in v:
-                lines.append(f"\n[[{name}]]")
-                lines.append(to_toml(item, name + "."))
-    return "\n".join(lines)
+from agent.toml_write import to_toml
 
 
 def offline_config(tmp: Path, **patch: Any) -> dict[str, Any]:
@@ -57,7 +26,7 @@ def offline_config(tmp: Path, **patch: Any) -> dict[str, Any]:
 
 
 def write_config(path: Path, doc: dict[str, Any]) -> Path:
-    path.write_text(to_toml(doc) + "\n", encoding="utf-8")
+    path.write_text(to_toml(doc), encoding="utf-8")
     return path
 
 
@@ -73,6 +42,20 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float = 10.0, interval_s: 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
         time.sleep(interval_s)
+
+
+def fill_disk(path: Path) -> None:
+    """Write `path` until its filesystem is full. Unbuffered: a buffered file would raise
+    ENOSPC once more on close, for the bytes still waiting in its buffer."""
+    import errno
+
+    with path.open("wb", buffering=0) as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 65536)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
 
 
 def can_mount() -> bool:

@@ -15,7 +15,7 @@ import pytest
 from agent.admin.control_client import call
 from agent.devices.lockboard.frames import LockAddress
 from tests.faults.harness import REPO, FaultCart
-from tests.support import Mounted, can_mount, wait_for
+from tests.support import Mounted, can_mount, fill_disk, wait_for
 
 
 class Answers:
@@ -64,13 +64,7 @@ def test_full_disk_refuses_cleanly_and_recovers(tmp_path: Path) -> None:
             assert answers.after_scan(cart, cart.issuer.token("ticket", service="gov"))[
                 "kind"] == "accepted"
         filler = mount.path / "filler"
-        with filler.open("wb") as fh:  # fill the disk to the last byte
-            try:
-                while True:
-                    fh.write(b"\0" * 65536)
-                    fh.flush()
-            except OSError:
-                pass
+        fill_disk(filler)  # to the last byte
         committed = cart.query("SELECT id, seq FROM transactions ORDER BY seq")
         refused = None
         for _ in range(40):   # the WAL may still hold some free pages; then it is full

@@ -5,14 +5,13 @@ exit 1. And without the agent running, the doctor drives the devices and logs in
 
 from __future__ import annotations
 
-import errno
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support import Mounted, can_mount, wait_for
+from tests.support import Mounted, can_mount, fill_disk, wait_for
 from tests.web.doctor_support import DoctorCart, failed, give_group, status_of
 
 pytestmark = pytest.mark.browser
@@ -131,18 +130,6 @@ def test_a_broker_refusing_the_login(tmp_path: Path, page: Any) -> None:
         cart.close()
 
 
-def fill(path: Path) -> None:
-    """Write until the filesystem is full."""
-    with path.open("wb") as fh:
-        try:
-            while True:
-                fh.write(b"\0" * 65536)
-                fh.flush()
-        except OSError as exc:
-            if exc.errno != errno.ENOSPC:
-                raise
-
-
 @pytest.mark.skipif(not can_mount(), reason="needs root to mount a small tmpfs")
 def test_a_full_disk(tmp_path: Path, page: Any) -> None:
     disk = Mounted(tmp_path / "data", size="16m")
@@ -153,7 +140,7 @@ def test_a_full_disk(tmp_path: Path, page: Any) -> None:
         code, report = cart.doctor()
         assert failed(report) == {}
         assert code == 0
-        fill(tmp_path / "data" / "ballast")
+        fill_disk(tmp_path / "data" / "ballast")
         code, report = cart.doctor()
         assert code == 1
         assert list(failed(report)) == ["disk"]
