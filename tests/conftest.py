@@ -10,9 +10,11 @@ import pytest
 from tests.browser import chromium
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Chromium per test process, for the cart's screens and the desk alike:
-    Playwright's sync API cannot run a second instance beside a live one."""
+    """One headless Chromium per test module, for the cart's screens and the desk alike.
+    Never two at once (Playwright's sync API cannot run a second instance beside a live one),
+    and never left running into the next module: its event loop would stand in the way of
+    every later test that runs asyncio (the NATS tests)."""
     with chromium() as launched:
         yield launched
