@@ -197,8 +197,7 @@ class WebConfig(Strict):
     port: Annotated[int, Field(ge=0, le=65_535)] = 8080  # 0: any free port (tests)
     lockout_failures: Annotated[int, Field(ge=1, le=100)] = 5
     lockout_s: Annotated[int, Field(ge=1, le=86_400)] = 300
-    # How long the resident screen keeps an answer up when no other scan replaces it: long
-    # enough for an elderly reader to read a refusal twice. A tap keeps it longer.
+    # Seconds an answer stays up (no other scan, no tap): a refusal read twice by the elderly.
     answer_s: Annotated[int, Field(ge=5, le=600)] = 20
 
 
