@@ -92,10 +92,14 @@ def test_update_end_to_end(tmp_path: Path, built: Built) -> None:
     opts = BrokerOptions(port=broker.port)
     cart = SupervisedCart(tmp_path, broker.port, built.release_pub, built.fleet_pub).start()
     factory = str(Path(__import__("sys").prefix))
+    def online(what: str = "the cart online") -> None:
+        # The fleet sends nothing to a cart whose retained status says offline (a restart
+        # leaves that status until the new process connects).
+        cart.wait(lambda: (cart_status(opts, CART) or {}).get("state") == "online", 30, what)
+
     try:
         cart.wait_serving()
-        cart.wait(lambda: (cart_status(opts, CART) or {}).get("state") == "online", 30,
-                  "the cart online")
+        online()
         assert cart.running_version() == "0.1.0"
 
         # Transactions that stay pending: the broker has no ingest to acknowledge them.
@@ -126,6 +130,7 @@ def test_update_end_to_end(tmp_path: Path, built: Built) -> None:
         marks.mkdir()
         cart.env[CRASH_ENV] = f"fetching,fetched,installed:{marks}"
         cart.restart()
+        online()
         www = published(tmp_path / "www", built)
         with ReleaseServer(www, cut_after=3_000_000) as srv:
             send_update(opts, built, srv.url, deadline_s=15)
@@ -140,13 +145,13 @@ def test_update_end_to_end(tmp_path: Path, built: Built) -> None:
         assert slots.current_target(cart.data_dir) == Path(factory)
         broker.start()
         cart.wait(lambda: cart.running_version() == "0.1.0", 60, "0.1.0 running again")
-        cart.wait(lambda: (cart_status(opts, CART) or {}).get("state") == "online", 30,
-                  "the cart online again")
+        online("the cart online again")
 
         phase("rollback done")
         # --- kill -9 at the switch and after the gate: the update still lands -------------
         cart.env[CRASH_ENV] = f"trial-recorded,switched,healthy:{marks}"
         cart.restart()
+        online()
         door = cart.sim.address("A01")
         cart.sim.locker.force_open(door)  # a resident's door stands open: not a quiet moment
         with ReleaseServer(www) as srv:
