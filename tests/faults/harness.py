@@ -54,6 +54,18 @@ class FaultCart:
         wait_for(lambda: sock.exists() or self.proc.poll() is not None,  # type: ignore[union-attr]
                  timeout_s=30, what="agent control socket")
         assert self.proc.poll() is None, (self.tmp / "agent.log").read_text()[-3000:]
+        # The scanner drops what waited on its port when it opens it: scans start after.
+        wait_for(self._scanner_open, timeout_s=30, what="the scanner's port to open")
+        assert self.proc.poll() is None, (self.tmp / "agent.log").read_text()[-3000:]
+
+    def _scanner_open(self) -> bool:
+        from agent.admin.control_client import call
+
+        try:
+            ping = next(iter(call(str(self.data_dir), {"op": "ping"}, timeout_s=5)))
+        except (OSError, StopIteration):
+            return self.proc is not None and self.proc.poll() is not None  # died: say so
+        return bool((ping.get("health", {}).get("scanner") or {}).get("ok"))
 
     def kill9(self) -> None:
         assert self.proc is not None
