@@ -44,6 +44,21 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float = 10.0, interval_s: 
         time.sleep(interval_s)
 
 
+def wait_scanner_open(data_dir: Path | str, timeout_s: float = 30.0) -> None:
+    """Until the running daemon's scanner has its port open (asked over the control socket).
+    It drops what waited on the port when it opens it, so a scan sent earlier is lost."""
+    from agent.admin.control_client import call
+
+    def scanner_open() -> bool:
+        try:
+            ping = next(iter(call(str(data_dir), {"op": "ping"}, timeout_s=5)))
+        except (OSError, StopIteration):
+            return False
+        return bool((ping.get("health", {}).get("scanner") or {}).get("ok"))
+
+    wait_for(scanner_open, timeout_s=timeout_s, what="the scanner's port to open")
+
+
 def fill_disk(path: Path) -> None:
     """Write `path` until its filesystem is full. Unbuffered: a buffered file would raise
     ENOSPC once more on close, for the bytes still waiting in its buffer."""

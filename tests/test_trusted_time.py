@@ -25,7 +25,7 @@ from agent.contract import parse_rfc3339, rfc3339
 from agent.devices.sim.scanner import ScannerSimulator
 from tests.flows_support import Issuer
 from tests.mqtt_broker import MosquittoBroker
-from tests.support import offline_config, wait_for, write_config
+from tests.support import offline_config, wait_for, wait_scanner_open, write_config
 
 REPO = Path(__file__).resolve().parents[1]
 LIBFAKETIME = next(iter(sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))), None)
@@ -60,6 +60,7 @@ class Cart:
         try:
             wait_for(lambda: (self.status(check=False) or {}).get("agent_running"),
                      timeout_s=60, what="the daemon to answer")
+            wait_scanner_open(self.tmp / "data")
             yield proc
         finally:
             proc.terminate()

@@ -17,7 +17,7 @@ from agent.devices.sim.cart import SimulatedCart
 from fleet.ingest import IngestWorker
 from tests.flows_support import Issuer
 from tests.mqtt_broker import MosquittoBroker
-from tests.support import offline_config, wait_for, write_config
+from tests.support import offline_config, wait_for, wait_scanner_open, write_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -54,18 +54,7 @@ class FaultCart:
         wait_for(lambda: sock.exists() or self.proc.poll() is not None,  # type: ignore[union-attr]
                  timeout_s=30, what="agent control socket")
         assert self.proc.poll() is None, (self.tmp / "agent.log").read_text()[-3000:]
-        # The scanner drops what waited on its port when it opens it: scans start after.
-        wait_for(self._scanner_open, timeout_s=30, what="the scanner's port to open")
-        assert self.proc.poll() is None, (self.tmp / "agent.log").read_text()[-3000:]
-
-    def _scanner_open(self) -> bool:
-        from agent.admin.control_client import call
-
-        try:
-            ping = next(iter(call(str(self.data_dir), {"op": "ping"}, timeout_s=5)))
-        except (OSError, StopIteration):
-            return self.proc is not None and self.proc.poll() is not None  # died: say so
-        return bool((ping.get("health", {}).get("scanner") or {}).get("ok"))
+        wait_scanner_open(self.data_dir)
 
     def kill9(self) -> None:
         assert self.proc is not None

@@ -16,7 +16,7 @@ from agent.devices.sim.cart import SimulatedCart
 from agent.flows.tickets import local_day, next_number
 from agent.store import Store
 from tests.flows_support import Clock, Issuer, Rig
-from tests.support import offline_config, wait_for, write_config
+from tests.support import offline_config, wait_for, wait_scanner_open, write_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -51,6 +51,7 @@ def test_kill_9_between_commit_and_open(tmp_path: Path) -> None:
     try:
         wait_for(lambda: (tmp_path / "data" / "control.sock").exists(), timeout_s=30,
                  what="daemon up")
+        wait_scanner_open(tmp_path / "data")
         sim.locker.set_absent(1)                      # the open frame goes out, no answer yet
         sim.scanner.scan(issuer.token("parcel", parcel="SF7777777777"))
         wait_for(lambda: rows(db, "SELECT 1 FROM open_intents WHERE state = 'pending'"),
