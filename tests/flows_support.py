@@ -69,17 +69,21 @@ class Rig:
         self.feedback: queue.Queue[Feedback] = self.daemon.feedback.subscribe(500)
         self.thread = threading.Thread(target=self.daemon.run, daemon=True)
         self.thread.start()
+        self.wait_ready()
+
+    def wait_ready(self, timeout_s: float = 10.0) -> None:
+        """Until the flows (as built now: a pushed config rebuilds them) serve: the flow
+        thread up, every door read once, the scanner's port open. The scanner drops what
+        waited on its port when it opens it: a scan sent before would be lost."""
         wait_for(lambda: self.daemon.cart is not None and self.daemon.cart.health.ok,
-                 what="flows to start")
+                 timeout_s, what="flows to start")
         locker = self.daemon.devices.locker
         assert locker is not None
         wait_for(lambda: all(v is not None for v in locker.door_states().values()),
-                 what="first door reading")
-        # The scanner opens its port (and drops what waited there) after the flows start: a
-        # scan sent before that would be lost on a busy machine.
+                 timeout_s, what="first door reading")
         scanner = self.daemon.devices.scanner
         if scanner is not None:
-            wait_for(lambda: scanner.health.ok, what="the scanner's port to open")
+            wait_for(lambda: scanner.health.ok, timeout_s, what="the scanner's port to open")
 
     def scan(self, text: str | bytes, timeout_s: float = 10.0) -> Feedback:
         """Scan on the simulated scanner and return the resident's answer."""

@@ -289,7 +289,10 @@ def test_command_to_an_offline_cart_is_not_sent_and_would_be_lost(
     assert code == 0
     assert json.loads(out)["ok"] is True
     assert cart.executed == [("open_compartment", {"compartment": "01"})]
-    assert [r["id"] for r in watcher.on(RESULT)] == [json.loads(out)["id"]]
+    sent_id = json.loads(out)["id"]
+    # The tool had its answer; the watcher hears it a moment later.
+    watcher.wait_for(RESULT, lambda d: d["id"] == sent_id)
+    assert [r["id"] for r in watcher.on(RESULT)] == [sent_id]
 
 
 def test_command_without_answer_says_what_became_of_it(broker, capsys):
